@@ -1,0 +1,37 @@
+"""Face detection: one interface (`FaceDetector`), one decoder per model family, models described by manifests."""
+
+from __future__ import annotations
+
+from faceanon.detect.base import FaceDetector, Faces, ModelMismatch, nms
+from faceanon.detect.centerface import CenterFace
+from faceanon.detect.fasterrcnn import FasterRCNN
+from faceanon.detect.manifest import DEFAULT_MODEL, Manifest, ModelError, bundled_manifests, resolve
+from faceanon.detect.retinaface import RetinaFace
+from faceanon.detect.runtime import create_session
+from faceanon.detect.scrfd import SCRFD
+from faceanon.detect.yunet import YuNet
+
+FAMILIES: dict[str, type[FaceDetector]] = {
+    cls.family: cls for cls in (CenterFace, RetinaFace, FasterRCNN, YuNet, SCRFD)
+}
+DEFAULT_THRESHOLDS = {"centerface": 0.5, "retinaface": 0.6, "fasterrcnn": 0.5, "yunet": 0.6, "scrfd": 0.5}
+
+
+def load_detector(model: str | None = None, family: str | None = None, provider: str = "cpu",
+                  threads: int | None = None) -> FaceDetector:
+    """Resolve, verify and load a model; raise ModelError naming the model and the reason on any failure."""
+    manifest = resolve(model, family)
+    cls = FAMILIES.get(manifest.family)
+    if cls is None:
+        raise ModelError(f"model {manifest.name}: unknown family {manifest.family!r} "
+                         f"(known: {', '.join(sorted(FAMILIES))})")
+    session = create_session(manifest.verify(), manifest.name, provider, threads)
+    try:
+        return cls(session, manifest)
+    except ModelMismatch as err:
+        raise ModelError(f"model {manifest.name}: its inputs/outputs do not match family "
+                         f"{manifest.family} ({err})") from err
+
+
+__all__ = ["DEFAULT_MODEL", "FAMILIES", "FaceDetector", "Faces", "Manifest", "ModelError", "bundled_manifests",
+           "load_detector", "nms", "resolve"]

@@ -1,0 +1,99 @@
+"""The detector interface: a BGR frame in, face boxes and scores (and landmarks) out, in that frame's pixels."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import cv2
+import numpy as np
+
+from faceanon.detect.manifest import Manifest
+
+
+@dataclass(frozen=True)
+class Faces:
+    """Detections in one image. boxes: (N,4) float32 x1,y1,x2,y2; scores: (N,); landmarks: (N,5,2) or None."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray | None = None
+
+    @staticmethod
+    def empty() -> Faces:
+        return Faces(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), None)
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def above(self, threshold: float) -> Faces:
+        keep = self.scores >= threshold
+        return self.take(np.flatnonzero(keep))
+
+    def take(self, index: np.ndarray) -> Faces:
+        lms = None if self.landmarks is None else self.landmarks[index]
+        return Faces(self.boxes[index], self.scores[index], lms)
+
+    def scaled(self, sx: float, sy: float, dx: float = 0.0, dy: float = 0.0) -> Faces:
+        """Map boxes from a resized/cropped image back: x_frame = x * sx + dx."""
+        boxes = self.boxes * np.array([sx, sy, sx, sy], np.float32) + np.array([dx, dy, dx, dy], np.float32)
+        lms = None
+        if self.landmarks is not None:
+            lms = self.landmarks * np.array([sx, sy], np.float32) + np.array([dx, dy], np.float32)
+        return Faces(boxes.astype(np.float32), self.scores, lms)
+
+    @staticmethod
+    def concat(parts: list[Faces]) -> Faces:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return Faces.empty()
+        lms = None
+        if all(p.landmarks is not None for p in parts):
+            lms = np.concatenate([p.landmarks for p in parts])
+        return Faces(np.concatenate([p.boxes for p in parts]), np.concatenate([p.scores for p in parts]), lms)
+
+
+def nms(faces: Faces, iou: float) -> Faces:
+    """Greedy non-maximum suppression (OpenCV's implementation)."""
+    if len(faces) < 2:
+        return faces
+    xywh = faces.boxes.copy()
+    xywh[:, 2:] -= xywh[:, :2]
+    keep = cv2.dnn.NMSBoxes(xywh.tolist(), faces.scores.tolist(), 0.0, iou)
+    return faces.take(np.asarray(keep, dtype=np.int64).reshape(-1))
+
+
+class ModelMismatch(ValueError):
+    """The model file's inputs/outputs are not what its family's decoder expects."""
+
+
+class FaceDetector(ABC):
+    """One decoder per model family. Subclasses set `family` and implement `infer`.
+
+    `infer` takes an image at the size the caller chose (see `faceanon.detect.plan`) and returns faces in that
+    image's pixels with every score above `floor` (the caller applies the user's threshold).
+    """
+
+    family: ClassVar[str]
+
+    def __init__(self, session, manifest: Manifest) -> None:  # session: onnxruntime.InferenceSession
+        self.session = session
+        self.manifest = manifest
+        self.input_name = session.get_inputs()[0].name
+        self.check_io({o.name for o in session.get_outputs()}, session.get_inputs())
+
+    def check_io(self, outputs: set[str], inputs: list) -> None:
+        """Raise ModelMismatch when the graph does not look like this family."""
+
+    @abstractmethod
+    def infer(self, image: np.ndarray, floor: float) -> Faces: ...
+
+    def network_size(self, width: int, height: int) -> tuple[int, int]:
+        """The network input size used for an image of this size (padding to a stride multiple)."""
+        m = self.manifest.input_multiple
+        return -(-width // m) * m, -(-height // m) * m
+
+    @property
+    def provider(self) -> str:
+        return self.session.get_providers()[0]
