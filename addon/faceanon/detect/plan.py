@@ -1,5 +1,10 @@
-"""Where in a frame to look: a full-frame pass on a resized copy, plus an optional tiled pass at native resolution
-for faces of 10-24 px that the downscaled pass cannot see. Boxes always come back in original-frame pixels."""
+"""Where in a frame to look. Up to three passes, merged by NMS, boxes always in original-frame pixels:
+1. the whole frame, shrunk so its long side is at most `max_side` (speed on big frames);
+2. small images only: the whole image enlarged to `min_side`, IN ADDITION to pass 1, because faces of 10-20 px
+   are below what the detectors resolve at native size (on faces-dev this found 3 of 8 faces that the native
+   pass alone leaks, see models/README.md);
+3. big frames only: overlapping tiles at native resolution (`tile`), for faces of 10-24 px that pass 1 shrank away;
+   streams can spread the tiles over several frames (`tiles_per_call`) and let the hold cover the gaps."""
 
 from __future__ import annotations
 
@@ -14,18 +19,18 @@ from faceanon.detect.base import FaceDetector, Faces, nms
 @dataclass(frozen=True)
 class DetectPlan:
     max_side: int = 0  # full-frame pass: shrink so the long side is at most this (0: native size)
-    min_side: int = 0  # ...and enlarge small images so the long side is at least this (0: never enlarge)
+    min_side: int = 0  # extra pass for images whose long side is below this, enlarged to it (0: off)
     tile: int = 0  # tiled pass: square-ish tiles of about this many native pixels (0: off)
     tile_overlap: float = 0.2  # fraction of a tile shared with its neighbour, so no face is cut in two
     tiles_per_call: int = 0  # 0: every tile on every call; N: N tiles per call, round robin (streams)
 
     def full_scale(self, width: int, height: int) -> float:
         long_side = max(width, height)
-        if self.max_side and long_side > self.max_side:
-            return self.max_side / long_side
-        if self.min_side and long_side < self.min_side:
-            return self.min_side / long_side
-        return 1.0
+        return self.max_side / long_side if self.max_side and long_side > self.max_side else 1.0
+
+    def enlarge_scale(self, width: int, height: int) -> float | None:
+        long_side = max(width, height)
+        return self.min_side / long_side if self.min_side and long_side < self.min_side else None
 
 
 def tile_grid(width: int, height: int, tile: int, overlap: float) -> list[tuple[int, int, int, int]]:
@@ -56,18 +61,23 @@ class Scanner:
     def scan(self, frame: np.ndarray) -> Faces:
         h, w = frame.shape[:2]
         scale = self.plan.full_scale(w, h)
-        if scale == 1.0:
-            parts = [self.detector.infer(frame, self.threshold)]
-        else:
-            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-            small = cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=interp)
-            sx, sy = w / small.shape[1], h / small.shape[0]
-            parts = [self.detector.infer(small, self.threshold).scaled(sx, sy)]
-        if scale < 1.0:  # tiles only add detail the shrunken pass lost
+        parts = [self._resized_pass(frame, scale)]
+        enlarge = self.plan.enlarge_scale(w, h)
+        if enlarge is not None:
+            parts.append(self._resized_pass(frame, enlarge))
+        if scale < 1.0:  # tiles only add the detail that the shrunken pass lost
             for x, y, tw, th in self._tiles_now(w, h):
                 parts.append(self.detector.infer(frame[y:y + th, x:x + tw], self.threshold).scaled(1, 1, x, y))
         faces = Faces.concat(parts)
         return nms(faces, 0.3) if len(parts) > 1 else faces
+
+    def _resized_pass(self, frame: np.ndarray, scale: float) -> Faces:
+        if scale == 1.0:
+            return self.detector.infer(frame, self.threshold)
+        h, w = frame.shape[:2]
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        resized = cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=interp)
+        return self.detector.infer(resized, self.threshold).scaled(w / resized.shape[1], h / resized.shape[0])
 
     def _tiles_now(self, w: int, h: int) -> list[tuple[int, int, int, int]]:
         tiles = tile_grid(w, h, self.plan.tile, self.plan.tile_overlap)
