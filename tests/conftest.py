@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -59,6 +63,8 @@ class Mosquitto:
             pwfile.chmod(0o600)
             subprocess.run(["mosquitto_passwd", "-U", str(pwfile)], check=True, timeout=30)
             conf += ["allow_anonymous false", f"password_file {pwfile}"]
+            if os.geteuid() == 0:  # as root mosquitto drops to user `mosquitto`, who cannot read the 0600 file
+                conf.append("user root")
         else:
             conf.append("allow_anonymous true")
         self.conf = workdir / "mosquitto.conf"
@@ -136,3 +142,92 @@ def rtsp_server(h264_clip: Path) -> Iterator[RtspServer]:
     server = RtspServer(h264_clip)
     yield server
     server.stop()
+
+
+# --- publisher tests (publish dev): a real feed of anonymized JPEGs, driving MQTT/HTTP like the pipeline does ---
+
+SAMPLE_CLIP = ROOT / "addon" / "faceanon" / "samples" / "face-demographics-walking.gif"
+
+
+@dataclass(frozen=True)
+class AnonymizedFrame:
+    jpeg: bytes  # masked by faceanon.mask.apply_masks after faceanon.detect found the faces
+    faces: int  # faces the detector found before masking
+    boxes: tuple[tuple[int, int, int, int], ...]
+
+
+@pytest.fixture(scope="session")
+def anonymized_frames() -> list[AnonymizedFrame]:
+    """Every third frame of the bundled clip, faces found by the default detector and masked (fill, so that the
+    same detector finds nothing left to see), as JPEGs."""
+    import cv2
+    from faceanon.detect import load_detector
+    from faceanon.detect.plan import DetectPlan, Scanner
+    from faceanon.mask import MaskStyle, apply_masks
+
+    cap = cv2.VideoCapture(str(SAMPLE_CLIP))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    assert frames, f"cannot read {SAMPLE_CLIP}"
+    scanner = Scanner(load_detector(), DetectPlan())
+    out = []
+    for frame in frames[::3]:
+        faces = scanner.scan(frame)
+        masked = apply_masks(frame.copy(), faces.boxes, MaskStyle("fill"))
+        ok, buf = cv2.imencode(".jpg", masked, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        assert ok
+        out.append(AnonymizedFrame(buf.tobytes(), len(faces.boxes),
+                                   tuple(tuple(int(v) for v in b) for b in faces.boxes)))
+    return out
+
+
+class FrameFeed:
+    """A CameraFeed (docs/architecture.md contract) fed by the test with anonymized JPEGs."""
+
+    def __init__(self, name: str, snapshot_interval: float = 10.0) -> None:
+        self.name = name
+        self.seq = 0
+        self.latest_jpeg: bytes | None = None
+        self.snapshot_interval = snapshot_interval
+        self.faces = 0
+        self.privacy_degraded = False
+        self._new: asyncio.Event | None = None
+        self._last_frame = None
+
+    def push(self, frame: AnonymizedFrame | bytes, faces: int | None = None) -> int:
+        jpeg = frame if isinstance(frame, bytes) else frame.jpeg
+        self.faces = faces if faces is not None else (0 if isinstance(frame, bytes) else frame.faces)
+        self.latest_jpeg = jpeg
+        self.seq += 1
+        self._last_frame = time.monotonic()
+        if self._new is not None:
+            self._new.set()
+            self._new = None
+        return self.seq
+
+    def status(self) -> dict:
+        age = None if self._last_frame is None else time.monotonic() - self._last_frame
+        return {"name": self.name, "online": self.latest_jpeg is not None, "privacy_degraded": self.privacy_degraded,
+                "faces": self.faces, "fps": 5.0, "detect_ms_p50": 21.5, "detect_ms_p95": 40.25,
+                "dropped_frames": 3, "fail_closed_frames": 1, "masks_held": 2, "model": "centerface",
+                "provider": "cpu", "width": 480, "height": 270, "last_frame_age_s": age}
+
+    async def wait_frame(self, after_seq: int, timeout: float) -> int:
+        if self.seq != after_seq:
+            return self.seq
+        if self._new is None:
+            self._new = asyncio.Event()
+        event = self._new
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+        return self.seq
+
+    async def play(self, frames: list[AnonymizedFrame], fps: float, count: int) -> None:
+        for i in range(count):
+            self.push(frames[i % len(frames)])
+            await asyncio.sleep(1 / fps)

@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
-
 from faceanon.detect import ModelError, load_detector
+from onnx import TensorProto, helper, numpy_helper
 
 SIZE = 64  # network input: 64x64, so strides 8/16/32 give 8x8, 4x4 and 2x2 grids
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-
 from faceanon.detect import load_detector
 from faceanon.detect.plan import DetectPlan, Scanner, tile_grid
 from faceanon.hold import iou_matrix
@@ -40,7 +40,7 @@ def test_tiles_cover_the_frame_with_overlap(width: int, height: int, tile: int) 
     assert covered.all()
     # neighbours share at least the overlap, so a face cut by one tile's edge is whole in the next
     xs = sorted({x for x, _, _, _ in tiles})
-    assert all(b - a <= tile * 0.8 + 1 for a, b in zip(xs, xs[1:], strict=False))
+    assert all(b - a <= tile * 0.8 + 1 for a, b in itertools.pairwise(xs))
 
 
 def test_no_tiles_when_one_covers_the_frame() -> None:

@@ -83,6 +83,7 @@ class FaceDetector(ABC):
         self.input_name = session.get_inputs()[0].name
         self.check_io({o.name for o in session.get_outputs()}, session.get_inputs())
 
+    @abstractmethod
     def check_io(self, outputs: set[str], inputs: list) -> None:
         """Raise ModelMismatch when the graph does not look like this family."""
 

@@ -91,7 +91,8 @@ def resolve(model: str | None, family: str | None = None) -> Manifest:
             raise ModelError(f"{path}: say which decoder family it needs (--family / model_family), one of "
                              f"{', '.join(sorted(_families()))}")
         return Manifest.for_file(path, family)
-    raise ModelError(f"unknown model {model!r}: use one of {', '.join(sorted(bundled))}, an .onnx file or a .json manifest")
+    raise ModelError(f"unknown model {model!r}: use one of {', '.join(sorted(bundled))}, "
+                     "an .onnx file or a .json manifest")
 
 
 def _families() -> set[str]:

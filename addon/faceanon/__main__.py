@@ -1,0 +1,7 @@
+"""`python -m faceanon`: the same command line as the `faceanon` script."""
+
+import sys
+
+from faceanon.cli import main
+
+sys.exit(main())

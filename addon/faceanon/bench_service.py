@@ -1,0 +1,278 @@
+"""`faceanon bench service`: the live pipeline under load, measured the way a user sizes a box.
+
+For 1, 2 and 4 cameras of 1280x720 at 5 fps each (a real clip with faces, scaled to 1280x720 H.264, read as looped
+file sources paced at the clip's frame rate), it reports per-camera output fps, frame-to-publish latency p50/p95
+(source read -> anonymized JPEG in the feed), detector latency, CPU share per camera (process CPU time / wall /
+cameras) and RSS at start and end. A baseline with the same sources doing only decode + JPEG encode is measured in
+the same run and printed as a CPU ratio. `--minutes N` soaks the largest camera count that long, sampling RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+
+from faceanon.config import SAMPLE_CLIP, validate
+from faceanon.pipeline import CameraPipeline, Detectors, encode_jpeg, percentile
+from faceanon.source import FileSource
+
+WARMUP_S = 3.0
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now (Linux /proc; 0 elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+@contextlib.contextmanager
+def bench_clip(size: tuple[int, int], source: Path | None = None) -> Iterator[Path]:
+    """A looped H.264 MP4 of people walking at `size` (ffmpeg), deleted afterwards."""
+    src = source or SAMPLE_CLIP
+    if src.suffix.lower() in (".mp4", ".mkv", ".avi") and source is not None:
+        yield src
+        return
+    if not shutil.which("ffmpeg"):
+        raise SystemExit("faceanon bench service: ffmpeg is needed to make the 1280x720 H.264 test clip")
+    with tempfile.TemporaryDirectory(prefix="faceanon-bench-") as tmp:
+        out = Path(tmp) / f"clip{size[0]}x{size[1]}.mp4"
+        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-stream_loop", "3", "-i", str(src),
+                        "-vf", f"scale={size[0]}:{size[1]},fps=10", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                        "-g", "10", "-bf", "0", str(out)], check=True, timeout=300)
+        yield out
+
+
+@dataclass
+class Row:
+    label: str
+    cameras: int
+    fps: float  # mean output fps per camera
+    latency_p50: float
+    latency_p95: float
+    detect_p50: float
+    detect_p95: float
+    cpu_share: float  # process CPU seconds per wall second, per camera
+    dropped: int
+    rss_start: float
+    rss_end: float
+
+
+class Window:
+    """CPU and wall time over a measuring window."""
+
+    def __enter__(self) -> Window:
+        self.wall, self.cpu = time.monotonic(), time.process_time()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.wall, self.cpu = time.monotonic() - self.wall, time.process_time() - self.cpu
+
+
+async def measure_pipeline(clip: Path, cameras: int, fps: float, seconds: float, model: str | None) -> Row:
+    rss_start = rss_mb()
+    cfg = validate({"cameras": [{"name": f"cam{i}", "url": str(clip), "detect_fps": fps} for i in range(cameras)],
+                    "detector": {"model": model or "centerface"}})
+    detectors = Detectors(cfg["detector"])
+    pipelines = [CameraPipeline(cam, detectors) for cam in cfg["cameras"]]
+    tasks = [asyncio.create_task(p.run()) for p in pipelines]
+    try:
+        await asyncio.sleep(WARMUP_S)
+        for p in pipelines:  # keep every sample of the window, not the feed's rolling 200
+            p.feed.latency_ms = deque(maxlen=100000)
+            p.feed.detect_ms = deque(maxlen=100000)
+        seqs = [p.feed.seq for p in pipelines]
+        drops = [p.feed.status()["dropped_frames"] for p in pipelines]
+        with Window() as win:
+            await asyncio.sleep(seconds)
+        frames = [p.feed.seq - s for p, s in zip(pipelines, seqs, strict=True)]
+        latency = [ms for p in pipelines for ms in p.feed.latency_ms]
+        detect = [ms for p in pipelines for ms in p.feed.detect_ms]
+        dropped = sum(p.feed.status()["dropped_frames"] - d for p, d in zip(pipelines, drops, strict=True))
+        degraded = [p.name for p in pipelines if p.feed.privacy_degraded]
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(p.stop() for p in pipelines))
+    label = "pipeline" + (f" (degraded: {', '.join(degraded)})" if degraded else "")
+    return Row(label, cameras, sum(frames) / cameras / win.wall, percentile(latency, 50), percentile(latency, 95),
+               percentile(detect, 50), percentile(detect, 95), win.cpu / win.wall / cameras, dropped, rss_start,
+               rss_mb())
+
+
+async def measure_baseline(clip: Path, cameras: int, fps: float, seconds: float) -> Row:
+    """The same sources, but each frame only JPEG-encoded: what any restreamer pays anyway."""
+    rss_start = rss_mb()
+    loop = asyncio.get_running_loop()
+    sources = [FileSource(f"base{i}", str(clip), fps) for i in range(cameras)]
+    counts = [0] * cameras
+    latency: list[float] = []
+    measuring = False
+
+    async def consume(i: int, source: FileSource) -> None:
+        arrived = asyncio.Event()
+        source.mailbox.notify = lambda: loop.call_soon_threadsafe(arrived.set)
+        while True:
+            await arrived.wait()
+            arrived.clear()
+            frame = source.mailbox.take()
+            if frame is None:
+                continue
+            await loop.run_in_executor(None, encode_jpeg, frame.image)
+            if measuring:
+                counts[i] += 1
+                latency.append((time.monotonic() - frame.captured) * 1000)
+
+    for s in sources:
+        s.start()
+    tasks = [asyncio.create_task(consume(i, s)) for i, s in enumerate(sources)]
+    try:
+        await asyncio.sleep(WARMUP_S)
+        drops = [s.dropped for s in sources]
+        measuring = True
+        with Window() as win:
+            await asyncio.sleep(seconds)
+        measuring = False
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(asyncio.to_thread(s.stop) for s in sources))
+    dropped = sum(s.dropped - d for s, d in zip(sources, drops, strict=True))
+    return Row("baseline", cameras, sum(counts) / cameras / win.wall, percentile(latency, 50),
+               percentile(latency, 95), 0.0, 0.0, win.cpu / win.wall / cameras, dropped, rss_start, rss_mb())
+
+
+def print_table(rows: list[Row], fps: float, size: tuple[int, int]) -> None:
+    print(f"\nfaceanon bench service: {size[0]}x{size[1]} at {fps:g} fps per camera, "
+          f"{_cores()} CPU cores; latency = source read -> anonymized JPEG published")
+    head = (f"{'run':<10} {'cams':>4} {'fps/cam':>8} {'lat p50':>8} {'lat p95':>8} {'det p50':>8} {'det p95':>8} "
+            f"{'CPU/cam':>8} {'vs base':>8} {'dropped':>8} {'RSS MB':>14}")
+    print(head)
+    print("-" * len(head))
+    base = {r.cameras: r for r in rows if r.label == "baseline"}
+    for r in rows:
+        ratio = ""
+        if r.label != "baseline" and r.cameras in base and base[r.cameras].cpu_share > 0:
+            ratio = f"{r.cpu_share / base[r.cameras].cpu_share:.1f}x"
+        print(f"{r.label.split(' ')[0]:<10} {r.cameras:>4} {r.fps:>8.2f} {r.latency_p50:>6.0f}ms "
+              f"{r.latency_p95:>6.0f}ms {r.detect_p50:>6.0f}ms {r.detect_p95:>6.0f}ms {r.cpu_share * 100:>7.0f}% "
+              f"{ratio:>8} {r.dropped:>8} {r.rss_start:>6.0f}->{r.rss_end:<6.0f}")
+        if r.label.startswith("pipeline (degraded"):
+            print(f"  note: {r.label}")
+    print("CPU/cam: process CPU time / wall time / cameras (100% = one core). vs base: CPU of the pipeline over the "
+          "decode+JPEG-only baseline with the same cameras.")
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+async def soak(clip: Path, cameras: int, fps: float, minutes: float, model: str | None) -> None:
+    """Run `cameras` pipelines for `minutes`, printing RSS every 30 s: memory must stay flat."""
+    cfg = validate({"cameras": [{"name": f"cam{i}", "url": str(clip), "detect_fps": fps} for i in range(cameras)],
+                    "detector": {"model": model or "centerface"}})
+    detectors = Detectors(cfg["detector"])
+    pipelines = [CameraPipeline(cam, detectors) for cam in cfg["cameras"]]
+    tasks = [asyncio.create_task(p.run()) for p in pipelines]
+    samples: list[float] = []
+    try:
+        await asyncio.sleep(WARMUP_S)
+        end = time.monotonic() + minutes * 60
+        while True:
+            samples.append(rss_mb())
+            frames = sum(p.feed.seq for p in pipelines)
+            print(f"soak: {len(samples) * 30 - 30:>5d}s  RSS {samples[-1]:7.1f} MB  frames {frames}", flush=True)
+            if time.monotonic() >= end:
+                break
+            await asyncio.sleep(min(30.0, max(0.0, end - time.monotonic())))
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(p.stop() for p in pipelines))
+    later = samples[len(samples) // 2:]
+    print(f"soak: RSS start {samples[0]:.1f} MB, end {samples[-1]:.1f} MB, growth over the second half "
+          f"{later[-1] - later[0]:+.1f} MB")
+
+
+async def _run(cameras: list[int], fps: float, seconds: float, size: tuple[int, int], minutes: float,
+               clip_path: Path | None, model: str | None) -> list[Row]:
+    rows: list[Row] = []
+    with bench_clip(size, clip_path) as clip:
+        cap = cv2.VideoCapture(str(clip))
+        ok, _ = cap.read()
+        cap.release()
+        if not ok:
+            raise SystemExit(f"faceanon bench service: cannot read {clip}")
+        for n in cameras:
+            rows.append(await measure_baseline(clip, n, fps, seconds))
+            rows.append(await measure_pipeline(clip, n, fps, seconds, model))
+        print_table(rows, fps, size)
+        if minutes > 0:
+            await soak(clip, max(cameras), fps, minutes, model)
+    return rows
+
+
+def run(cameras: list[int] | None = None, fps: float = 5.0, seconds: float = 20.0,
+        size: tuple[int, int] = (1280, 720), minutes: float = 0.0, clip: str | Path | None = None,
+        model: str | None = None) -> list[Row]:
+    """Measure and print the table; returns the rows."""
+    return asyncio.run(_run(cameras or [1, 2, 4], fps, seconds, size, minutes,
+                            Path(clip) if clip else None, model))
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    return w, h
+
+
+def parse_counts(text: str) -> list[int]:
+    try:
+        counts = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected camera counts like 1,2,4, got {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("camera counts must be 1 or more")
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="faceanon bench service", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cameras", type=parse_counts, default=[1, 2, 4], help="camera counts (default 1,2,4)")
+    parser.add_argument("--fps", type=float, default=5.0, help="detect_fps per camera (default 5)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measuring window per run (default 20)")
+    parser.add_argument("--size", type=parse_size, default=(1280, 720), help="frame size (default 1280x720)")
+    parser.add_argument("--minutes", type=float, default=0.0,
+                        help="then soak the largest camera count this long, sampling RSS (e.g. 10)")
+    parser.add_argument("--clip", help="video to use (default: the bundled sample clip, scaled with ffmpeg)")
+    parser.add_argument("--model", help="detector model (default centerface)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")
+    run(args.cameras, args.fps, args.seconds, args.size, args.minutes, args.clip, args.model)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,216 @@
+"""The service configuration: a YAML file (or the add-on's options as a dict), validated by voluptuous.
+
+Every error names the key path and the reason, e.g. `cameras[1].url: expected rtsp://, http(s)://, frigate:// or an
+existing file`. The schema and its defaults are documented in docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import voluptuous as vol
+import yaml
+
+from faceanon.mask import SHAPES, STYLES
+
+SAMPLE_CLIP = Path(__file__).resolve().parent / "samples" / "face-demographics-walking.gif"
+CAMERA_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "frigate://")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key path and the reason."""
+
+
+def camera_name(value: Any) -> str:
+    if not isinstance(value, str) or not CAMERA_NAME.match(value):
+        raise vol.Invalid("expected 1-64 characters of a-z, 0-9 and _ (used in topics and URLs)")
+    return value
+
+
+def camera_url(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise vol.Invalid("expected rtsp://, http(s)://, frigate:// or an existing file")
+    value = value.strip()
+    lower = value.lower()
+    if lower.startswith("frigate://"):
+        if not re.match(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)?$", value[len("frigate://"):]):
+            raise vol.Invalid("expected frigate://<camera> or frigate://<camera>/<object>")
+        return value
+    if lower.startswith(URL_SCHEMES):
+        if len(value.split("://", 1)[1]) == 0:
+            raise vol.Invalid("the URL has no host")
+        return value
+    if Path(value).expanduser().is_file():
+        return str(Path(value).expanduser())
+    raise vol.Invalid("expected rtsp://, http(s)://, frigate:// or an existing file")
+
+
+def port(value: Any) -> int:
+    return vol.All(vol.Coerce(int), vol.Range(min=1, max=65535))(value)
+
+
+def optional_str(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # YAML reads a numeric password as a number
+    if not isinstance(value, str):
+        raise vol.Invalid("expected a string")
+    return value
+
+
+def zero_or(low: int, high: int):
+    """0 (off) or an int in [low, high]."""
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not (value == 0 or low <= value <= high):
+            raise vol.Invalid(f"expected 0 (off) or an integer from {low} to {high}")
+        return value
+    return check
+
+
+def nullable(validator):
+    """None, or whatever `validator` accepts (with its own error message, which vol.Any would hide)."""
+    def check(value: Any) -> Any:
+        return None if value is None else validator(value)
+    return check
+
+
+def section(schema: vol.Schema):
+    """A mapping section that may be left empty in YAML (`http:` reads as None)."""
+    def check(value: Any) -> dict:
+        return schema({} if value is None else value)
+    return check
+
+
+MQTT = vol.Schema({
+    vol.Optional("host", default="127.0.0.1"): vol.All(str, vol.Length(min=1)),
+    vol.Optional("port", default=1883): port,
+    vol.Optional("username", default=None): optional_str,
+    vol.Optional("password", default=None): optional_str,
+    vol.Optional("tls", default=False): bool,
+    vol.Optional("tls_ca", default=None): optional_str,
+    vol.Optional("tls_insecure", default=False): bool,
+    vol.Optional("topic_prefix", default="faceanon"): vol.All(str, vol.Match(r"^[^#+\s]+$",
+                                                                              msg="no spaces, # or + in a topic")),
+    vol.Optional("discovery_prefix", default="homeassistant"): vol.All(str, vol.Match(r"^[^#+\s]+$",
+                                                                                       msg="no spaces, # or + in a "
+                                                                                           "topic")),
+    vol.Optional("discovery", default=True): bool,
+    vol.Optional("client_id", default="faceanon"): vol.All(str, vol.Length(min=1, max=64)),
+})
+
+HTTP = vol.Schema({
+    vol.Optional("host", default="0.0.0.0"): vol.All(str, vol.Length(min=1)),
+    vol.Optional("port", default=8099): port,
+    vol.Optional("token", default=None): optional_str,
+    vol.Optional("ingress_only", default=False): bool,
+})
+
+DETECTOR = vol.Schema({
+    vol.Optional("model", default="centerface"): vol.All(str, vol.Length(min=1)),
+    vol.Optional("family", default=None): nullable(vol.All(str, vol.Length(min=1))),
+    vol.Optional("provider", default="cpu"): vol.All(str, vol.Length(min=1)),
+    vol.Optional("threads", default=None): nullable(vol.All(int, vol.Range(min=1, max=64))),
+    vol.Optional("threshold", default=None): nullable(vol.All(vol.Coerce(float),
+                                                                         vol.Range(min=0.0, max=1.0))),
+})
+
+CAMERA = vol.Schema({
+    vol.Required("name"): camera_name,
+    vol.Required("url"): camera_url,
+    vol.Optional("enabled", default=True): bool,
+    vol.Optional("detect_fps", default=5.0): vol.All(vol.Coerce(float), vol.Range(min=0.1, max=60)),
+    vol.Optional("detect_every", default=1): vol.All(int, vol.Range(min=1, max=30)),
+    vol.Optional("detect_size", default=640): zero_or(128, 4096),
+    vol.Optional("tile", default=0): zero_or(128, 2048),
+    vol.Optional("snapshot_interval", default=10.0): vol.All(vol.Coerce(float), vol.Range(min=0.5, max=86400)),
+    vol.Optional("style", default="blur"): vol.In(STYLES),
+    vol.Optional("shape", default="ellipse"): vol.In(SHAPES),
+    vol.Optional("margin", default=0.3): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=2.0)),
+    vol.Optional("hold_seconds", default=1.0): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=30.0)),
+    vol.Optional("deadline_ms", default=2000): vol.All(int, vol.Range(min=50, max=60000)),
+    vol.Optional("model", default=None): nullable(vol.All(str, vol.Length(min=1))),
+})
+
+
+def unique_names(cameras: list[dict]) -> list[dict]:
+    seen: set[str] = set()
+    for i, cam in enumerate(cameras):
+        if cam["name"] in seen:
+            raise vol.Invalid(f"duplicate camera name {cam['name']!r}", path=[i, "name"])
+        seen.add(cam["name"])
+    return cameras
+
+
+SCHEMA = vol.Schema({
+    vol.Optional("mqtt"): nullable(MQTT),
+    vol.Optional("http", default={}): section(HTTP),
+    vol.Optional("detector", default={}): section(DETECTOR),
+    vol.Optional("log_level", default="info"): vol.All(str, vol.Lower, vol.In(LOG_LEVELS)),
+    vol.Required("cameras"): vol.All([CAMERA], vol.Length(min=1, msg="at least one camera is needed"),
+                                     unique_names),
+})
+
+
+def key_path(path: list) -> str:
+    """['cameras', 1, 'url'] -> 'cameras[1].url'."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "config"
+
+
+def reason(err: vol.Invalid) -> str:
+    msg = err.error_message or str(err)
+    if msg == "extra keys not allowed":
+        return "unknown key"
+    if msg == "required key not provided":
+        return "required key is missing"
+    return msg
+
+
+def validate(data: Any) -> dict:
+    """Validate a config dict; fill defaults; raise ConfigError naming the key path(s) and the reason(s)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: expected a mapping of keys, got {type(data).__name__}")
+    try:
+        cfg = SCHEMA(data)
+    except vol.MultipleInvalid as errs:
+        lines = sorted({f"{key_path(e.path)}: {reason(e)}" for e in errs.errors})
+        raise ConfigError("; ".join(lines)) from None
+    if cfg.get("mqtt") is None:
+        cfg.pop("mqtt", None)  # absent or empty: the service runs its embedded broker
+    return cfg
+
+
+def default_config() -> dict:
+    """With no file: one demo camera on the bundled sample clip, looped; no mqtt section (embedded broker)."""
+    return validate({"cameras": [{"name": "demo", "url": str(SAMPLE_CLIP)}]})
+
+
+def load_config(path: str | Path | None = None) -> dict:
+    """Read and validate a YAML config file; with no path, the embedded default."""
+    if path is None:
+        return default_config()
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config file ({err.strerror or err})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where} ({problem})") from None
+    if data is None:
+        raise ConfigError(f"{path}: the config file is empty (at least one camera is needed)")
+    try:
+        return validate(data)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None

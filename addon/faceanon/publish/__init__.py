@@ -1,0 +1,55 @@
+"""Publishers: the last stage. They read cameras only through the `CameraFeed` contract (see docs/architecture.md)
+and so only ever see `latest_jpeg`, which the pipeline sets from a masked or a safe frame, never a raw one."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Protocol, runtime_checkable
+
+CAMERA_NAME = re.compile(r"[a-z0-9_]{1,64}")
+DEFAULT_SNAPSHOT_INTERVAL = 10.0
+
+
+@runtime_checkable
+class CameraFeed(Protocol):
+    """What a publisher needs from one camera (`faceanon.pipeline.CameraFeed` implements it)."""
+
+    name: str
+    seq: int
+    latest_jpeg: bytes | None
+
+    def status(self) -> dict[str, Any]: ...
+
+    async def wait_frame(self, after_seq: int, timeout: float) -> int: ...
+
+
+def json_default(value: Any) -> Any:
+    """json.dumps fallback: numpy scalars as Python numbers, anything else as text."""
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def valid_camera_name(name: str) -> bool:
+    return CAMERA_NAME.fullmatch(name) is not None
+
+
+def snapshot_interval(feed: CameraFeed) -> float:
+    """The camera's `snapshot_interval` in seconds, from the feed or its camera config when it carries one."""
+    value = getattr(feed, "snapshot_interval", None)
+    if value is None:
+        for attr in ("config", "camera", "camera_config", "cfg"):
+            cfg = getattr(feed, attr, None)
+            if isinstance(cfg, dict):
+                value = cfg.get("snapshot_interval")
+            elif cfg is not None:
+                value = getattr(cfg, "snapshot_interval", None)
+            if value is not None:
+                break
+    try:
+        return max(0.0, float(value)) if value is not None else DEFAULT_SNAPSHOT_INTERVAL
+    except (TypeError, ValueError):
+        return DEFAULT_SNAPSHOT_INTERVAL
+
+
+__all__ = ["CAMERA_NAME", "CameraFeed", "json_default", "snapshot_interval", "valid_camera_name"]

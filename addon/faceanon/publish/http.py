@@ -1,0 +1,293 @@
+"""HTTP publisher (aiohttp): health, camera status, latest snapshot, MJPEG stream, Prometheus metrics, web page.
+
+Images come only from `feed.latest_jpeg` (masked or safe frames). Everything but /api/health needs the bearer
+token when one is configured; with `ingress_only` the Supervisor's ingress proxy is the only peer let in without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from importlib import resources
+from typing import Any
+
+import cv2
+import numpy as np
+from aiohttp import web
+
+from faceanon.publish import CameraFeed, json_default, valid_camera_name
+
+log = logging.getLogger(__name__)
+
+INGRESS_PEER = "172.30.32.2"  # the Home Assistant Supervisor's ingress proxy
+STREAM_KEEPALIVE = 5.0  # resend the newest frame this often when none arrives, so dead clients are noticed
+STREAM_WRITE_TIMEOUT = 20.0  # a client that takes longer than this to take one frame is dropped
+MAX_STREAMS = 32
+MAX_HEIGHT = 4320
+INGRESS_PATH = re.compile(r"/[A-Za-z0-9_./-]*")
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",  # tokens may travel in ?token=
+    "X-Frame-Options": "SAMEORIGIN",  # Home Assistant's ingress panel frames the page from the same origin
+    "Cache-Control": "no-store",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+def scale_jpeg(jpeg: bytes, height: int) -> bytes:
+    """The JPEG shrunk to `height` pixels (aspect kept); unchanged when it is not taller than that."""
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if image is None or image.shape[0] <= height:
+        return jpeg
+    width = max(1, round(image.shape[1] * height / image.shape[0]))
+    small = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return buf.tobytes() if ok else jpeg
+
+
+class HttpServer:
+    """The live service's HTTP API and web page (routes in docs/architecture.md)."""
+
+    def __init__(self, http_config: dict[str, Any], feeds: Iterable[CameraFeed], version: str, *,
+                 ingress_peer: str = INGRESS_PEER) -> None:
+        cfg = http_config or {}
+        self.host: str = cfg.get("host") or "0.0.0.0"
+        self.port = int(cfg["port"]) if cfg.get("port") is not None else 8099  # 0: any free port (see .port)
+        token = cfg.get("token")
+        self._token = str(token).encode() if token else None
+        self.ingress_only = bool(cfg.get("ingress_only"))
+        self.ingress_peer = ingress_peer
+        self.version = version
+        self.feeds: dict[str, CameraFeed] = {feed.name: feed for feed in feeds}
+        self._page = resources.files("faceanon").joinpath("web/index.html").read_text("utf-8")
+        self._closing = asyncio.Event()
+        self._streams = 0
+        self._runner: web.AppRunner | None = None
+        self.app = self._build_app()
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._headers_middleware, self._auth_middleware])
+        app.router.add_get("/", self._index)
+        app.router.add_get("/api/health", self._health)
+        app.router.add_get("/api/cameras", self._cameras)
+        app.router.add_get("/api/{camera}/latest.jpg", self._latest)
+        app.router.add_get("/api/{camera}/stream.mjpeg", self._stream, allow_head=False)
+        app.router.add_get("/metrics", self._metrics)
+        app.on_shutdown.append(self._on_shutdown)
+        return app
+
+    async def start(self) -> None:
+        self._closing.clear()
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=3.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        if self.port == 0 and server is not None and server.sockets:
+            self.port = server.sockets[0].getsockname()[1]
+        log.info("http: serving %d camera(s) on %s:%d%s", len(self.feeds), self.host, self.port,
+                 " (token required)" if self._token else "")
+
+    async def stop(self) -> None:
+        self._closing.set()  # ends every MJPEG stream at once instead of waiting out the shutdown timeout
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _on_shutdown(self, _app: web.Application) -> None:
+        self._closing.set()
+
+    # middlewares ------------------------------------------------------------------------------------------
+
+    @web.middleware
+    async def _headers_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            response = _error(exc.status, exc.reason)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    def _token_ok(self, request: web.Request) -> bool:
+        if self._token is None:
+            return False
+        header = request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        sent = value.strip() if scheme.lower() == "bearer" else request.query.get("token", "")
+        return hmac.compare_digest(sent.encode(), self._token)
+
+    @web.middleware
+    async def _auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == "/api/health" or self._token_ok(request):
+            return await handler(request)
+        if self.ingress_only:
+            if request.remote == self.ingress_peer:
+                return await handler(request)
+            if self._token is None:
+                return _error(403, "only Home Assistant ingress may connect (ingress_only)")
+        elif self._token is None:
+            return await handler(request)
+        return _error(401, "a valid bearer token is required", **{"WWW-Authenticate": 'Bearer realm="faceanon"'})
+
+    # routes -------------------------------------------------------------------------------------------------
+
+    def _feed(self, request: web.Request) -> CameraFeed:
+        name = request.match_info["camera"]
+        feed = self.feeds.get(name) if valid_camera_name(name) else None
+        if feed is None:
+            raise web.HTTPNotFound(reason="unknown camera")
+        return feed
+
+    def _statuses(self) -> list[dict[str, Any]]:
+        out = []
+        for name, feed in self.feeds.items():
+            try:
+                out.append({**feed.status(), "name": name})
+            except Exception as err:  # one broken camera must not take the API down
+                log.warning("http: camera %s: status failed: %s", name, err)
+                out.append({"name": name, "online": False, "privacy_degraded": True})
+        return out
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        statuses = self._statuses()
+        degraded = [s["name"] for s in statuses if s.get("privacy_degraded")]
+        if degraded:
+            state = "degraded"
+        elif any(feed.latest_jpeg is None for feed in self.feeds.values()):
+            state = "starting"
+        else:
+            state = "ok"
+        return web.json_response({"status": state, "version": self.version, "cameras": len(self.feeds),
+                                  "degraded": degraded})
+
+    async def _cameras(self, _request: web.Request) -> web.Response:
+        return web.json_response({"version": self.version, "cameras": self._statuses()},
+                                 dumps=lambda o: json.dumps(o, default=json_default))
+
+    async def _latest(self, request: web.Request) -> web.Response:
+        feed = self._feed(request)
+        jpeg = feed.latest_jpeg
+        if jpeg is None:
+            return _error(503, "no anonymized frame yet", **{"Retry-After": "1"})
+        height = request.query.get("h")
+        if height is not None:
+            if not height.isdigit() or int(height) < 1:
+                return _error(400, "h must be a height in pixels (a positive integer)")
+            if int(height) < MAX_HEIGHT:  # never scaled up: a taller request gets the frame as it is
+                jpeg = await asyncio.to_thread(scale_jpeg, jpeg, int(height))
+        return web.Response(body=jpeg, content_type="image/jpeg")
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        feed = self._feed(request)
+        if self._streams >= MAX_STREAMS:
+            return _error(503, f"too many streams (at most {MAX_STREAMS})", **{"Retry-After": "5"})
+        response = web.StreamResponse(headers={
+            "Content-Type": "multipart/x-mixed-replace; boundary=frame", **SECURITY_HEADERS})
+        self._streams += 1
+        try:
+            await response.prepare(request)
+            sent_seq, sent_at = None, 0.0
+            while not self._closing.is_set():
+                seq, jpeg = feed.seq, feed.latest_jpeg
+                now = time.monotonic()
+                if jpeg is not None and (seq != sent_seq or now - sent_at >= STREAM_KEEPALIVE):
+                    part = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%b\r\n" % (
+                        len(jpeg), jpeg)
+                    # write() waits for the socket to drain: one frame in flight per client, newer ones skipped.
+                    await asyncio.wait_for(response.write(part), STREAM_WRITE_TIMEOUT)
+                    sent_seq, sent_at = seq, now
+                if request.transport is None or request.transport.is_closing():
+                    break
+                await self._next_frame(feed, seq)
+        except TimeoutError:  # the client stopped reading: drop it and what its socket buffered
+            if request.transport is not None:
+                request.transport.abort()
+        except ConnectionError:
+            pass  # the client went away
+        finally:
+            self._streams -= 1
+        with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
+            await asyncio.wait_for(response.write_eof(), 1.0)
+        return response
+
+    async def _next_frame(self, feed: CameraFeed, seq: int) -> None:
+        frame = asyncio.ensure_future(feed.wait_frame(seq, STREAM_KEEPALIVE))
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({frame, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (frame, closing):
+                task.cancel()
+            await asyncio.gather(frame, closing, return_exceptions=True)
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics_text().encode(),
+                            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    def metrics_text(self) -> str:
+        """Prometheus text exposition format 0.0.4."""
+        statuses = {s["name"]: s for s in self._statuses()}
+        families: list[tuple[str, str, str, list[tuple[str, float]]]] = []
+
+        def family(name: str, kind: str, help_: str, key: str | Callable[[str, dict[str, Any]], Any]) -> None:
+            samples = []
+            for cam, status in statuses.items():
+                value = key(cam, status) if callable(key) else status.get(key)
+                if value is not None:
+                    samples.append((f'camera="{cam}"', float(value)))
+            families.append((name, kind, help_, samples))
+
+        family("faceanon_frames_total", "counter", "Anonymized frames published by the camera.",
+               lambda cam, _s: self.feeds[cam].seq)
+        family("faceanon_faces", "gauge", "Faces found in the newest frame.", "faces")
+        family("faceanon_masks_held", "gauge", "Masks kept alive by the temporal hold in the newest frame.",
+               "masks_held")
+        family("faceanon_fail_closed_frames_total", "counter",
+               "Frames replaced by a safe frame because anonymization could not be guaranteed.",
+               "fail_closed_frames")
+        family("faceanon_dropped_frames_total", "counter", "Source frames dropped (newest frame wins).",
+               "dropped_frames")
+        family("faceanon_fps", "gauge", "Output frames per second.", "fps")
+        families.append(("faceanon_detect_latency_seconds", "gauge", "Detector latency quantiles per frame.", [
+            (f'camera="{cam}",quantile="{q}"', float(s[key]) / 1000.0)
+            for cam, s in statuses.items() for q, key in (("0.5", "detect_ms_p50"), ("0.95", "detect_ms_p95"))
+            if s.get(key) is not None]))
+        family("faceanon_privacy_degraded", "gauge", "1 while the camera's anonymization is degraded.",
+               lambda _c, s: 1 if s.get("privacy_degraded") else 0)
+        family("faceanon_camera_online", "gauge", "1 while frames arrive from the camera.",
+               lambda _c, s: 1 if s.get("online") else 0)
+        family("faceanon_last_frame_age_seconds", "gauge", "Seconds since the camera's newest frame.",
+               "last_frame_age_s")
+        version = self.version.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        families.append(("faceanon_info", "gauge", "faceanon version.", [(f'version="{version}"', 1.0)]))
+        families.append(("faceanon_http_streams", "gauge", "Open MJPEG streams.", [("", float(self._streams))]))
+        lines = []
+        for name, kind, help_, samples in families:
+            lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
+            lines += [f"{name}{{{labels}}} {value:g}" if labels else f"{name} {value:g}" for labels, value in samples]
+        return "\n".join(lines) + "\n"
+
+    async def _index(self, request: web.Request) -> web.Response:
+        nonce = secrets.token_urlsafe(16)
+        base = ""
+        ingress = request.headers.get("X-Ingress-Path", "")
+        if ingress and INGRESS_PATH.fullmatch(ingress) and "//" not in ingress and ".." not in ingress:
+            # The page uses relative URLs; under ingress the base makes them resolve below the ingress prefix.
+            base = f'<base href="{ingress.rstrip("/")}/">'
+        html = self._page.replace("<!--base-->", base).replace("{{nonce}}", nonce)
+        csp = (f"default-src 'none'; img-src 'self' data:; connect-src 'self'; style-src 'nonce-{nonce}'; "
+               f"script-src 'nonce-{nonce}'; base-uri 'self'; form-action 'none'; frame-ancestors 'self'")
+        return web.Response(text=html, content_type="text/html", headers={"Content-Security-Policy": csp})

@@ -1,0 +1,278 @@
+"""MQTT publisher (Frigate-style topics) with Home Assistant discovery.
+
+paho-mqtt runs its network loop in its own thread (`loop_start`), so nothing here blocks the event loop: paho's
+`publish()` only queues a packet and wakes that thread. paho reconnects by itself; every (re)connect republishes
+availability, discovery and each camera's retained state, because a restarted broker may have lost them all.
+Only `feed.latest_jpeg` (a masked or safe frame) is ever published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import ssl
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from faceanon.publish import CameraFeed, json_default, snapshot_interval
+
+log = logging.getLogger(__name__)
+
+STATE_PERIOD = 5.0  # seconds between `<camera>/state` publishes
+FACE_SNAPSHOT_GAP = 1.0  # a face-count change publishes a snapshot, at most this often
+POLL = 1.0  # how long a camera's follower waits for a frame before it looks at the status again
+KEEPALIVE = 30
+QUEUE_LIMIT = 64  # paho's outgoing queue: bounded, so a slow broker cannot pile up JPEGs in memory
+
+
+class MqttConfigError(ValueError):
+    """The mqtt section cannot be used (the message names the setting and the reason)."""
+
+
+@dataclass
+class _Published:
+    """What was last published for one camera; None forces a republish (after a (re)connect)."""
+
+    snapshot_seq: int | None = None
+    snapshot_at: float = 0.0
+    snapshot_faces: int | None = None
+    faces: int | None = None
+    degraded: bool | None = None
+    state_at: float | None = None
+
+    def reset(self) -> None:
+        self.snapshot_seq = self.snapshot_faces = self.faces = self.degraded = self.state_at = None
+
+
+def node_id(topic_prefix: str) -> str:
+    """Discovery node id / unique-id stem: the topic prefix with only the characters HA allows there."""
+    return re.sub(r"[^a-zA-Z0-9_-]", "_", topic_prefix) or "faceanon"
+
+
+def discovery_configs(feeds: Iterable[CameraFeed], topic_prefix: str, discovery_prefix: str,
+                      version: str) -> dict[str, dict[str, Any]]:
+    """Home Assistant MQTT discovery: {config topic: payload}, one device per camera with its entities."""
+    node = node_id(topic_prefix)
+    origin = {"name": "faceanon", "sw_version": version}
+    configs: dict[str, dict[str, Any]] = {}
+    for feed in feeds:
+        cam = feed.name
+        base = f"{topic_prefix}/{cam}"
+        device = {"identifiers": [f"{node}_{cam}"], "name": cam.replace("_", " ").title(),
+                  "manufacturer": "faceanon", "model": "Face anonymizer", "sw_version": version}
+        entities: list[tuple[str, str, dict[str, Any]]] = [
+            # name None: the camera is the device's main feature, so HA names it after the device.
+            ("camera", "snapshot", {"name": None, "topic": f"{base}/snapshot", "icon": "mdi:cctv",
+                                    "json_attributes_topic": f"{base}/state"}),
+            ("sensor", "faces", {"name": "Faces", "state_topic": f"{base}/faces", "state_class": "measurement",
+                                 "icon": "mdi:face-recognition"}),
+            ("binary_sensor", "privacy_degraded", {"name": "Privacy degraded",
+                                                   "state_topic": f"{base}/privacy_degraded",
+                                                   "device_class": "problem", "payload_on": "ON",
+                                                   "payload_off": "OFF"}),
+            ("sensor", "fps", {"name": "FPS", "state_topic": f"{base}/state", "value_template": "{{ value_json.fps }}",
+                               "unit_of_measurement": "fps", "state_class": "measurement",
+                               "suggested_display_precision": 1, "entity_category": "diagnostic",
+                               "icon": "mdi:speedometer"}),
+            ("sensor", "detect_latency", {"name": "Detect latency", "state_topic": f"{base}/state",
+                                          "value_template": "{{ value_json.detect_ms_p50 }}",
+                                          "unit_of_measurement": "ms", "device_class": "duration",
+                                          "state_class": "measurement", "suggested_display_precision": 0,
+                                          "entity_category": "diagnostic"}),
+        ]
+        for component, key, fields in entities:
+            payload = {**fields, "unique_id": f"{node}_{cam}_{key}",
+                       "availability_topic": f"{topic_prefix}/available",
+                       "payload_available": "online", "payload_not_available": "offline",
+                       "device": device, "origin": origin}
+            configs[f"{discovery_prefix}/{component}/{node}/{cam}_{key}/config"] = payload
+    return configs
+
+
+class MqttPublisher:
+    """Publishes every camera's anonymized snapshot, face count, state and privacy flag, plus HA discovery."""
+
+    def __init__(self, mqtt_config: dict[str, Any], feeds: Iterable[CameraFeed], version: str) -> None:
+        cfg = mqtt_config or {}
+        self.feeds = list(feeds)
+        self.version = version
+        self.host: str = cfg.get("host") or "127.0.0.1"
+        tls = bool(cfg.get("tls"))
+        self.port = int(cfg.get("port") or (8883 if tls else 1883))
+        self.prefix: str = (cfg.get("topic_prefix") or "faceanon").rstrip("/")
+        self.discovery_prefix: str = (cfg.get("discovery_prefix") or "homeassistant").rstrip("/")
+        self.discovery = bool(cfg.get("discovery", True))
+        self.client_id: str = cfg.get("client_id") or "faceanon"
+        self.available_topic = f"{self.prefix}/available"
+        self.ha_status_topic = f"{self.discovery_prefix}/status"
+        self._node = node_id(self.prefix)
+        self._configs = discovery_configs(self.feeds, self.prefix, self.discovery_prefix, version)
+        self._published = {feed.name: _Published() for feed in self.feeds}
+        self._connected = threading.Event()
+        self._stopping = False
+        self._unreachable_logged = self._refused_logged = False  # log a failing broker once, not every retry
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._client = self._build_client(cfg, tls)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def _build_client(self, cfg: dict[str, Any], tls: bool) -> paho.Client:
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id)
+        if cfg.get("username"):
+            client.username_pw_set(str(cfg["username"]), None if cfg.get("password") is None else str(cfg["password"]))
+        if tls:
+            insecure = bool(cfg.get("tls_insecure"))
+            try:
+                client.tls_set(ca_certs=cfg.get("tls_ca") or None, certfile=cfg.get("tls_cert") or None,
+                               keyfile=cfg.get("tls_key") or None,
+                               cert_reqs=ssl.CERT_NONE if insecure else ssl.CERT_REQUIRED)
+            except (OSError, ssl.SSLError, ValueError) as err:
+                raise MqttConfigError(f"mqtt tls: cannot load the certificates ({err})") from err
+            client.tls_insecure_set(insecure)
+        client.will_set(self.available_topic, "offline", qos=1, retain=True)
+        client.reconnect_delay_set(1, 10)
+        client.max_queued_messages_set(QUEUE_LIMIT)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        # connect_async only records the target; the paho thread connects and keeps retrying, even when the
+        # broker is down at start-up.
+        self._client.connect_async(self.host, self.port, keepalive=KEEPALIVE)
+        self._client.loop_start()
+        self._tasks = [asyncio.create_task(self._follow(feed), name=f"mqtt-{feed.name}") for feed in self.feeds]
+        log.info("mqtt: publishing %d camera(s) to %s:%d under %s/", len(self.feeds), self.host, self.port,
+                 self.prefix)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self.connected:
+            info = self._client.publish(self.available_topic, "offline", qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                await asyncio.to_thread(info.wait_for_publish, 3.0)
+        self._client.disconnect()
+        await asyncio.to_thread(self._client.loop_stop)
+        self._connected.clear()
+
+    # paho thread -------------------------------------------------------------------------------------------
+
+    def _on_connect(self, client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            level = logging.DEBUG if self._refused_logged else logging.ERROR
+            log.log(level, "mqtt: broker %s:%d refused the connection: %s", self.host, self.port, reason)
+            self._refused_logged = True
+            return
+        self._unreachable_logged = self._refused_logged = False
+        log.info("mqtt: connected to %s:%d", self.host, self.port)
+        client.publish(self.available_topic, "online", qos=1, retain=True)
+        if self.discovery:
+            client.subscribe([(self.ha_status_topic, 1), (f"{self.discovery_prefix}/+/{self._node}/+/config", 1)])
+        self._connected.set()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._republish)
+
+    def _on_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
+        level = logging.DEBUG if self._unreachable_logged else logging.WARNING
+        log.log(level, "mqtt: cannot reach the broker at %s:%d; retrying", self.host, self.port)
+        self._unreachable_logged = True
+
+    def _on_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        was_connected = self.connected
+        self._connected.clear()
+        if was_connected and not self._stopping:
+            log.warning("mqtt: lost the broker at %s:%d (%s); reconnecting", self.host, self.port, reason)
+
+    def _on_message(self, client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        if msg.topic == self.ha_status_topic:
+            if msg.payload == b"online" and self._loop is not None:
+                self._loop.call_soon_threadsafe(self._publish_discovery)
+        elif msg.payload and msg.topic not in self._configs:
+            # A retained config under our node for a camera that is no longer configured: clear it.
+            log.info("mqtt: removing the discovery of a camera no longer configured: %s", msg.topic)
+            client.publish(msg.topic, b"", qos=1, retain=True)
+
+    # event loop --------------------------------------------------------------------------------------------
+
+    def _send(self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = True) -> bool:
+        if not self.connected:
+            return False
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        return info.rc == paho.MQTT_ERR_SUCCESS
+
+    def _publish_discovery(self) -> None:
+        if not self.discovery:
+            return
+        for topic, payload in self._configs.items():
+            self._send(topic, json.dumps(payload), qos=1)
+
+    def _republish(self) -> None:
+        self._publish_discovery()
+        for feed in self.feeds:
+            self._published[feed.name].reset()
+            self._publish_camera(feed, feed.seq)
+
+    async def _follow(self, feed: CameraFeed) -> None:
+        seq = feed.seq
+        failing = False
+        while True:
+            try:
+                seq = await feed.wait_frame(seq, POLL)
+                failing = False
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # a broken feed must not stop the other cameras' publishing
+                if not failing:
+                    log.warning("mqtt: camera %s: waiting for a frame failed: %s", feed.name, err)
+                failing = True
+                await asyncio.sleep(POLL)
+            self._publish_camera(feed, seq)
+
+    def _publish_camera(self, feed: CameraFeed, seq: int) -> None:
+        if not self.connected:
+            return
+        try:
+            status = feed.status()
+        except Exception as err:
+            log.warning("mqtt: camera %s: status failed: %s", feed.name, err)
+            return
+        jpeg = feed.latest_jpeg
+        done = self._published[feed.name]
+        base = f"{self.prefix}/{feed.name}"
+        now = time.monotonic()
+        faces = int(status.get("faces") or 0)
+        degraded = bool(status.get("privacy_degraded"))
+        if jpeg is not None and seq != done.snapshot_seq:
+            since = now - done.snapshot_at
+            due = (done.snapshot_seq is None or since >= snapshot_interval(feed)
+                   or (faces != done.snapshot_faces and since >= FACE_SNAPSHOT_GAP))
+            if due and self._send(f"{base}/snapshot", jpeg):
+                done.snapshot_seq, done.snapshot_at, done.snapshot_faces = seq, now, faces
+        changed = faces != done.faces or degraded != done.degraded
+        if faces != done.faces and self._send(f"{base}/faces", str(faces)):
+            done.faces = faces
+        if degraded != done.degraded and self._send(f"{base}/privacy_degraded", "ON" if degraded else "OFF"):
+            done.degraded = degraded
+        if (changed or done.state_at is None or now - done.state_at >= STATE_PERIOD) and self._send(
+                f"{base}/state", json.dumps(status, default=json_default)):
+            done.state_at = now

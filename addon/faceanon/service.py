@@ -1,0 +1,193 @@
+"""The live service: cameras from the config, each through its fail-closed pipeline, out through the publishers.
+
+Runs until SIGINT/SIGTERM. Without an `mqtt` section it starts an embedded broker (amqtt) on 127.0.0.1:1883 so
+Home Assistant's MQTT integration (or Frigate-style tooling) has something to talk to. One broken camera never
+stops the others: each camera's failures stay in its own pipeline task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+import cv2
+
+from faceanon.config import ConfigError, load_config
+from faceanon.pipeline import CameraFeed, CameraPipeline, Detectors
+from faceanon.source.base import one_line, redact
+
+log = logging.getLogger("faceanon.service")
+EMBEDDED_BROKER = {"host": "127.0.0.1", "port": 1883}
+
+
+def package_version() -> str:
+    try:
+        return version("faceanon")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def setup_logging(level: str) -> None:
+    # Frigate-like lines: time, level, logger, then the camera name leads the message.
+    logging.basicConfig(level=level.upper(), format="%(asctime)s [%(levelname)s] %(name)s: %(message)s",
+                        datefmt="%Y-%m-%d %H:%M:%S", force=True)
+    # OpenCV's own warnings (each failed FFmpeg open) would repeat our one-line errors.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    for noisy in ("amqtt", "transitions"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+async def start_embedded_broker(host: str, port: int):
+    from amqtt.broker import Broker
+
+    broker = Broker({"listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
+                     "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}})
+    await broker.start()
+    return broker
+
+
+def mqtt_defaults(host: str, port: int) -> dict:
+    """The mqtt section for the embedded broker, with the documented defaults."""
+    from faceanon.config import MQTT
+
+    return MQTT({"host": host, "port": port})
+
+
+class Service:
+    def __init__(self, cfg: dict, broker_port: int = EMBEDDED_BROKER["port"]) -> None:
+        self.cfg = cfg
+        self.version = package_version()
+        self.broker_port = broker_port
+        self.broker = None
+        self.mqtt_cfg: dict | None = cfg.get("mqtt")
+        self.detectors = Detectors(cfg["detector"])
+        self.pipelines: list[CameraPipeline] = []
+        self.publishers: list = []
+        self._tasks: list[asyncio.Task] = []
+
+    @property
+    def feeds(self) -> list[CameraFeed]:
+        return [p.feed for p in self.pipelines]
+
+    async def start(self) -> None:
+        if self.mqtt_cfg is None:
+            host = EMBEDDED_BROKER["host"]
+            try:
+                self.broker = await start_embedded_broker(host, self.broker_port)
+                log.info("embedded MQTT broker listening on %s:%d (no mqtt section in the config)", host,
+                         self.broker_port)
+            except Exception as err:  # e.g. the port is taken by a broker that already runs here
+                log.error("embedded MQTT broker cannot listen on %s:%d (%s); using whatever listens there",
+                          host, self.broker_port, one_line(err))
+            self.mqtt_cfg = mqtt_defaults(host, self.broker_port)
+        for cam in self.cfg["cameras"]:
+            if not cam.get("enabled", True):
+                log.info("%s: disabled in the config", cam["name"])
+                continue
+            try:
+                pipeline = CameraPipeline(cam, self.detectors, self.mqtt_cfg)
+            except Exception as err:  # a camera that cannot even be set up is skipped, the rest run
+                log.error("%s: cannot set up the camera (%s)", cam["name"], one_line(err))
+                continue
+            self.pipelines.append(pipeline)
+            log.info("%s: reading %s at %g fps", cam["name"], redact(cam["url"]), cam["detect_fps"])
+            self._tasks.append(asyncio.create_task(self._guard(pipeline), name=f"camera-{cam['name']}"))
+        await self._start_publishers()
+
+    async def _guard(self, pipeline: CameraPipeline) -> None:
+        """Keep a camera's pipeline running; a crash restarts it (its sources and threads stay its own)."""
+        while True:
+            try:
+                await pipeline.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                log.exception("%s: pipeline crashed (%s); restarting in 5s", pipeline.name, one_line(err))
+                await asyncio.sleep(5)
+
+    async def _start_publishers(self) -> None:
+        makers = []
+        try:
+            from faceanon.publish.mqtt import MqttPublisher
+
+            makers.append(("MQTT", lambda: MqttPublisher(self.mqtt_cfg, self.feeds, self.version)))
+        except ImportError as err:
+            log.error("MQTT publisher unavailable (%s)", one_line(err))
+        try:
+            from faceanon.publish.http import HttpServer
+
+            makers.append(("HTTP", lambda: HttpServer(self.cfg["http"], self.feeds, self.version)))
+        except ImportError as err:
+            log.error("HTTP server unavailable (%s)", one_line(err))
+        for label, make in makers:
+            try:
+                publisher = make()
+                await publisher.start()
+                self.publishers.append(publisher)
+            except Exception as err:
+                log.error("%s publisher cannot start (%s)", label, one_line(err))
+        http = self.cfg["http"]
+        if any(type(p).__name__ == "HttpServer" for p in self.publishers):
+            log.info("web page and API on http://%s:%d/", http["host"], http["port"])
+
+    async def stop(self) -> None:
+        # Publishers first: they announce offline while nothing new is produced.
+        for publisher in reversed(self.publishers):
+            try:
+                await asyncio.wait_for(publisher.stop(), 10)
+            except Exception as err:
+                log.error("%s did not stop cleanly (%s)", type(publisher).__name__, one_line(err))
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await asyncio.gather(*(p.stop() for p in self.pipelines), return_exceptions=True)
+        if self.broker is not None:
+            with contextlib.suppress(Exception):
+                await self.broker.shutdown()
+        log.info("stopped")
+
+
+async def serve(cfg: dict, stop: asyncio.Event | None = None, broker_port: int = EMBEDDED_BROKER["port"]) -> None:
+    """Run the service until `stop` is set (or SIGINT/SIGTERM when no event is given)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+    service = Service(cfg, broker_port)
+    try:
+        await service.start()
+        log.info("running %d camera(s); faceanon %s", len(service.pipelines), service.version)
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await service.stop()
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+
+
+def main(config_path: str | None = None) -> int:
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as err:
+        print(f"faceanon: invalid configuration: {err}", file=sys.stderr)
+        return 2
+    setup_logging(cfg["log_level"])
+    if config_path is None:
+        log.info("no config file given: serving the demo camera on the bundled sample clip")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(cfg))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else None))

@@ -1,0 +1,168 @@
+"""The source interface: a reader thread per camera that keeps only the newest frame.
+
+A source runs off the event loop in its own thread. It takes frames at the camera's detect_fps and puts each into
+a 1-slot mailbox: a frame the pipeline has not collected yet is replaced by the newer one (and counted as dropped),
+so a slow detector never builds a backlog. A lost stream reconnects with capped exponential backoff; a corrupt
+frame is skipped and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger("faceanon.source")
+
+
+class SourceError(RuntimeError):
+    """The stream cannot be opened or was lost; the message says why (never contains frame data)."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    image: np.ndarray  # BGR, RAW: must only ever reach the detector and the masker
+    captured: float  # time.monotonic() when the source read it
+    index: int  # counts frames taken from this source
+
+
+class Mailbox:
+    """One slot; the newest frame wins. Thread-safe; `notify` is called (from the source thread) on every put."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._frame: Frame | None = None
+        self.dropped = 0  # frames replaced before anyone took them
+        self.notify: Callable[[], None] | None = None
+
+    def put(self, frame: Frame) -> None:
+        with self._lock:
+            if self._frame is not None:
+                self.dropped += 1
+            self._frame = frame
+        if self.notify is not None:
+            self.notify()
+
+    def take(self) -> Frame | None:
+        with self._lock:
+            frame, self._frame = self._frame, None
+            return frame
+
+
+class Source(ABC):
+    """Reads one camera in a thread. Subclasses implement `_stream()`: open the stream and read until
+    `self.stopping` is set, handing every decoded frame to `self._offer()` (a frame that fails to decode to
+    `self._corrupt()`), and raise SourceError/OSError when the stream is lost."""
+
+    kind = "source"
+    backoff_start = 1.0
+    backoff_cap = 30.0
+
+    def __init__(self, name: str, url: str, fps: float) -> None:
+        self.name = name
+        self.url = url
+        self.fps = fps
+        self.mailbox = Mailbox()
+        self.stopping = threading.Event()
+        self.corrupt_frames = 0
+        self.reconnects = 0
+        self.last_error: str | None = None
+        self.connected = False
+        self._taken = 0
+        self._next_take = 0.0
+        self._backoff = self.backoff_start
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle (called from the event loop's thread) --
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return  # already reading (a restarted pipeline keeps its source)
+        self.stopping.clear()
+        self._thread = threading.Thread(target=self._run, name=f"source-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def dropped(self) -> int:
+        return self.mailbox.dropped
+
+    # -- for subclasses --
+    @abstractmethod
+    def _stream(self) -> None: ...
+
+    def _due(self, now: float | None = None) -> bool:
+        """Is it time to take the next frame (at detect_fps)? Lets a source skip decoding frames it will not use."""
+        return (time.monotonic() if now is None else now) >= self._next_take
+
+    def _offer(self, image: np.ndarray | None) -> bool:
+        """Hand a decoded frame over if one is due; returns whether it was taken. None counts as corrupt."""
+        if image is None or image.size == 0 or image.ndim != 3:
+            self._corrupt()
+            return False
+        now = time.monotonic()
+        if not self._due(now):
+            return False
+        period = 1.0 / self.fps
+        # Keep the cadence without bursting after a stall.
+        self._next_take = max(self._next_take + period, now + period * 0.5)
+        self._taken += 1
+        self._healthy()
+        self.mailbox.put(Frame(image, now, self._taken))
+        return True
+
+    def _corrupt(self) -> None:
+        self.corrupt_frames += 1
+        if self.corrupt_frames in (1, 10, 100) or self.corrupt_frames % 1000 == 0:
+            log.warning("%s: skipped a corrupt frame (%d so far)", self.name, self.corrupt_frames)
+
+    def _healthy(self) -> None:
+        if not self.connected:
+            self.connected = True
+            if self.reconnects:
+                log.info("%s: %s stream is back", self.name, self.kind)
+            self._backoff = self.backoff_start
+
+    # -- the thread --
+    def _run(self) -> None:
+        self._backoff = self.backoff_start
+        while not self.stopping.is_set():
+            try:
+                self._stream()
+                if self.stopping.is_set():
+                    break
+                raise SourceError("the stream ended")
+            except Exception as err:  # any failure of a transport: log one line, back off, reconnect
+                if self.stopping.is_set():
+                    break
+                self.connected = False
+                self.last_error = one_line(err)
+                self.reconnects += 1
+                log.warning("%s: %s stream lost or unreachable (%s); reconnecting in %.0fs", self.name, self.kind,
+                            self.last_error, self._backoff)
+                self.stopping.wait(self._backoff)
+                self._backoff = min(self._backoff * 2, self.backoff_cap)
+        self.connected = False
+
+
+def one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:300] if text else type(err).__name__
+
+
+def redact(url: str) -> str:
+    """Hide a password in a URL for logs: rtsp://user:secret@host -> rtsp://user:***@host."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    creds, host = rest.split("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"

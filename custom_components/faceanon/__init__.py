@@ -1,0 +1,40 @@
+"""The faceanon integration: anonymized cameras from a faceanon service, without raw camera URLs in HA."""
+
+from __future__ import annotations
+
+from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN, Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+
+from .api import FaceanonClient
+from .const import MANUFACTURER
+from .coordinator import FaceanonConfigEntry, FaceanonCoordinator, FaceanonData, service_identifier
+
+PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.CAMERA, Platform.SENSOR]
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: FaceanonConfigEntry) -> bool:
+    client = FaceanonClient(
+        async_get_clientsession(hass), entry.data[CONF_HOST], entry.data[CONF_PORT], entry.data.get(CONF_TOKEN)
+    )
+    coordinator = FaceanonCoordinator(hass, entry, client)
+    await coordinator.async_config_entry_first_refresh()
+    entry.runtime_data = FaceanonData(client, coordinator)
+
+    # The service's own device exists before the camera devices that name it as via_device.
+    dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id,
+        identifiers={service_identifier(entry)},
+        name=entry.title,
+        manufacturer=MANUFACTURER,
+        model="faceanon service",
+        sw_version=coordinator.data.version,
+        configuration_url=str(client.url),
+    )
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: FaceanonConfigEntry) -> bool:
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)

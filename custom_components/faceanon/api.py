@@ -1,0 +1,133 @@
+"""A small typed client for the faceanon service's HTTP API (docs/architecture.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass, fields
+from http import HTTPStatus
+from typing import Any, Self
+
+import aiohttp
+from yarl import URL
+
+REQUEST_TIMEOUT = 10
+
+
+class FaceanonError(Exception):
+    """The service answered something this client cannot use."""
+
+
+class FaceanonConnectionError(FaceanonError):
+    """The service cannot be reached (refused, timed out, reset)."""
+
+
+class FaceanonAuthError(FaceanonError):
+    """The service refused the token (HTTP 401/403)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """`GET /api/health`."""
+
+    status: str
+    version: str
+    cameras: int
+    degraded: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CameraStatus:
+    """One entry of `GET /api/cameras` (the service's CameraStatus)."""
+
+    name: str
+    online: bool
+    privacy_degraded: bool
+    faces: int
+    fps: float
+    detect_ms_p50: float
+    detect_ms_p95: float
+    dropped_frames: int
+    fail_closed_frames: int
+    masks_held: int
+    model: str
+    provider: str
+    width: int
+    height: int
+    last_frame_age_s: float | None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        # Unknown keys are ignored so that a newer service does not break an older integration.
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceState:
+    """`GET /api/cameras`: the service version and its cameras by name."""
+
+    version: str
+    cameras: dict[str, CameraStatus]
+
+
+class FaceanonClient:
+    """Talks to one faceanon service; the session is Home Assistant's shared one."""
+
+    def __init__(self, session: aiohttp.ClientSession, host: str, port: int, token: str | None = None) -> None:
+        self._session = session
+        self.host = host
+        self.port = port
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.url = URL.build(scheme="http", host=host, port=port)
+
+    async def health(self) -> Health:
+        data = await self._get_json("/api/health")
+        return Health(data["status"], data["version"], int(data["cameras"]), list(data.get("degraded", [])))
+
+    async def cameras(self) -> ServiceState:
+        data = await self._get_json("/api/cameras")
+        cameras = [CameraStatus.from_dict(item) for item in data["cameras"]]
+        return ServiceState(data["version"], {camera.name: camera for camera in cameras})
+
+    async def latest_jpeg(self, camera: str, height: int | None = None) -> bytes | None:
+        """The newest anonymized JPEG, or None before the service has one (HTTP 503)."""
+        query = {"h": str(height)} if height else {}
+        url = (self.url / "api" / camera / "latest.jpg").with_query(query)
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                async with self._session.get(url, headers=self._headers) as response:
+                    if response.status == HTTPStatus.SERVICE_UNAVAILABLE:
+                        return None
+                    self._raise_for_status(response)
+                    return await response.read()
+        except (TimeoutError, aiohttp.ClientError) as err:
+            raise FaceanonConnectionError(f"{self.url}: {err or type(err).__name__}") from err
+
+    def open_stream(self, camera: str) -> Awaitable[aiohttp.ClientResponse]:
+        """Start `GET /api/<camera>/stream.mjpeg`; the caller proxies and closes the response."""
+        # No total timeout: the stream is endless. The proxy helper bounds connecting and each read.
+        # An error status raises (a ClientError), so that an error page is never proxied as the stream.
+        return self._session.get(
+            self.url / "api" / camera / "stream.mjpeg",
+            headers=self._headers,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=REQUEST_TIMEOUT),
+            raise_for_status=True,
+        )
+
+    async def _get_json(self, path: str) -> dict[str, Any]:
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                async with self._session.get(self.url.with_path(path), headers=self._headers) as response:
+                    self._raise_for_status(response)
+                    data = await response.json()
+        except (TimeoutError, aiohttp.ClientError) as err:
+            raise FaceanonConnectionError(f"{self.url}: {err or type(err).__name__}") from err
+        if not isinstance(data, dict):
+            raise FaceanonError(f"{self.url}{path}: expected a JSON object, got {type(data).__name__}")
+        return data
+
+    def _raise_for_status(self, response: aiohttp.ClientResponse) -> None:
+        if response.status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
+            raise FaceanonAuthError(f"{self.url}: the service refused the token (HTTP {response.status})")
+        if response.status != HTTPStatus.OK:
+            raise FaceanonError(f"{response.url.with_query(None)}: HTTP {response.status}")

@@ -1,0 +1,137 @@
+"""Config flow: set up by hand (host, port, token) or from the add-on's Supervisor discovery."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import voluptuous as vol
+from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
+from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.selector import TextSelector, TextSelectorConfig, TextSelectorType
+from homeassistant.helpers.service_info.hassio import HassioServiceInfo
+
+from .api import FaceanonAuthError, FaceanonClient, FaceanonConnectionError
+from .const import DEFAULT_PORT, DOMAIN, LOGGER
+
+TOKEN_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+
+
+def _service_schema(defaults: Mapping[str, Any]) -> vol.Schema:
+    return vol.Schema(
+        {
+            vol.Required(CONF_HOST, default=defaults.get(CONF_HOST, vol.UNDEFINED)): str,
+            vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, DEFAULT_PORT)): vol.All(
+                vol.Coerce(int), vol.Range(min=1, max=65535)
+            ),
+            vol.Optional(CONF_TOKEN): TOKEN_SELECTOR,
+        }
+    )
+
+
+def _unique_id(host: str, port: int) -> str:
+    # /api/health reports no id of its own, so the address is the service's identity.
+    return f"{host}:{port}"
+
+
+class FaceanonConfigFlow(ConfigFlow, domain=DOMAIN):
+    VERSION = 1
+
+    _discovered: dict[str, Any]
+    _addon_name: str
+
+    async def _validate(self, data: Mapping[str, Any]) -> dict[str, str]:
+        """Reach the service and try the token; returns the form errors (empty when all is well)."""
+        client = FaceanonClient(
+            async_get_clientsession(self.hass), data[CONF_HOST], data[CONF_PORT], data.get(CONF_TOKEN)
+        )
+        try:
+            await client.health()
+            await client.cameras()  # needs the token, when the service has one
+        except FaceanonAuthError:
+            return {"base": "invalid_auth"}
+        except FaceanonConnectionError:
+            return {"base": "cannot_connect"}
+        except Exception:  # a flow must always answer with a form
+            LOGGER.exception("Unexpected answer from the faceanon service at %s", client.url)
+            return {"base": "unknown"}
+        return {}
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            await self.async_set_unique_id(_unique_id(user_input[CONF_HOST], user_input[CONF_PORT]))
+            self._abort_if_unique_id_configured()
+            # An entry reconfigured to this address keeps its old unique id; match on the address too.
+            self._async_abort_entries_match({CONF_HOST: user_input[CONF_HOST], CONF_PORT: user_input[CONF_PORT]})
+            if not (errors := await self._validate(user_input)):
+                return self.async_create_entry(
+                    title=f"faceanon {user_input[CONF_HOST]}:{user_input[CONF_PORT]}", data=user_input
+                )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(_service_schema({}), user_input),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            # The entry keeps its unique id (entity ids hang on it); another entry at the new address is a duplicate.
+            for other in self._async_current_entries(include_ignore=False):
+                if other.entry_id != entry.entry_id and (
+                    other.unique_id == _unique_id(user_input[CONF_HOST], user_input[CONF_PORT])
+                    or (other.data.get(CONF_HOST), other.data.get(CONF_PORT))
+                    == (user_input[CONF_HOST], user_input[CONF_PORT])
+                ):
+                    return self.async_abort(reason="already_configured")
+            if not (errors := await self._validate(user_input)):
+                return self.async_update_reload_and_abort(entry, data=user_input)
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(_service_schema(entry.data), user_input or entry.data),
+            errors=errors,
+        )
+
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        entry = self._get_reauth_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {**entry.data, CONF_TOKEN: user_input[CONF_TOKEN]}
+            if not (errors := await self._validate(data)):
+                return self.async_update_reload_and_abort(entry, data=data)
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=vol.Schema({vol.Required(CONF_TOKEN): TOKEN_SELECTOR}),
+            description_placeholders={"url": f"http://{entry.data[CONF_HOST]}:{entry.data[CONF_PORT]}"},
+            errors=errors,
+        )
+
+    async def async_step_hassio(self, discovery_info: HassioServiceInfo) -> ConfigFlowResult:
+        """The add-on announced itself through the Supervisor: config {host, port, token?}."""
+        config = discovery_info.config
+        data = {CONF_HOST: config[CONF_HOST], CONF_PORT: int(config.get(CONF_PORT, DEFAULT_PORT))}
+        if config.get(CONF_TOKEN):
+            data[CONF_TOKEN] = config[CONF_TOKEN]
+        await self.async_set_unique_id(_unique_id(data[CONF_HOST], data[CONF_PORT]))
+        # A re-announcement (say, a new token after the add-on restarted) updates the entry and reloads it.
+        self._abort_if_unique_id_configured(updates=data)
+        self._async_abort_entries_match({CONF_HOST: data[CONF_HOST], CONF_PORT: data[CONF_PORT]})
+        self._discovered = data
+        self._addon_name = discovery_info.name
+        self.context["title_placeholders"] = {"name": discovery_info.name}
+        return await self.async_step_hassio_confirm()
+
+    async def async_step_hassio_confirm(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        errors: dict[str, str] = {}
+        if user_input is not None and not (errors := await self._validate(self._discovered)):
+            return self.async_create_entry(title=self._addon_name, data=self._discovered)
+        return self.async_show_form(
+            step_id="hassio_confirm", description_placeholders={"addon": self._addon_name}, errors=errors
+        )
+

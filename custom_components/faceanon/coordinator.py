@@ -1,0 +1,69 @@
+"""Polls the service's camera list; owns error mapping and the removal of cameras the service dropped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryAuthFailed
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+
+from .api import FaceanonAuthError, FaceanonClient, FaceanonError, ServiceState
+from .const import DOMAIN, LOGGER, SCAN_INTERVAL
+
+
+@dataclass
+class FaceanonData:
+    """What a loaded entry keeps: the client (for images and streams) and the coordinator (for status)."""
+
+    client: FaceanonClient
+    coordinator: FaceanonCoordinator
+
+
+type FaceanonConfigEntry = ConfigEntry[FaceanonData]
+
+
+def service_identifier(entry: ConfigEntry) -> tuple[str, str]:
+    return (DOMAIN, str(entry.unique_id))
+
+
+def camera_identifier(entry: ConfigEntry, camera: str) -> tuple[str, str]:
+    return (DOMAIN, f"{entry.unique_id}_{camera}")
+
+
+class FaceanonCoordinator(DataUpdateCoordinator[ServiceState]):
+    """Fetches `/api/cameras` every few seconds."""
+
+    config_entry: FaceanonConfigEntry
+
+    def __init__(self, hass: HomeAssistant, entry: FaceanonConfigEntry, client: FaceanonClient) -> None:
+        super().__init__(
+            hass, LOGGER, config_entry=entry, name=f"faceanon {client.url}", update_interval=SCAN_INTERVAL
+        )
+        self.client = client
+
+    async def _async_update_data(self) -> ServiceState:
+        try:
+            state = await self.client.cameras()
+        except FaceanonAuthError as err:
+            raise ConfigEntryAuthFailed(translation_domain=DOMAIN, translation_key="invalid_auth") from err
+        except FaceanonError as err:
+            raise UpdateFailed(
+                translation_domain=DOMAIN, translation_key="update_error", translation_placeholders={"error": str(err)}
+            ) from err
+        if self.data is None or state.cameras.keys() != self.data.cameras.keys():
+            self._remove_stale_devices(state)
+        return state
+
+    def _remove_stale_devices(self, state: ServiceState) -> None:
+        """A camera the service no longer has loses its device (and with it its entities)."""
+        registry = dr.async_get(self.hass)
+        keep = {service_identifier(self.config_entry)} | {
+            camera_identifier(self.config_entry, name) for name in state.cameras
+        }
+        for device in dr.async_entries_for_config_entry(registry, self.config_entry.entry_id):
+            if not device.identifiers & keep:
+                LOGGER.info("Removing %s: the faceanon service no longer has this camera", device.name)
+                registry.async_update_device(device.id, remove_config_entry_id=self.config_entry.entry_id)

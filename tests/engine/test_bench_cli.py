@@ -1,0 +1,68 @@
+"""`faceanon bench` smoke test on the real sample clip with a tiny budget and small sizes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+from faceanon.bench import STAGES
+from faceanon.cli import main
+from faceanon.detect import bundled_manifests
+
+SAMPLE = ROOT / "addon" / "faceanon" / "samples" / "face-demographics-walking.gif"
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_bench_smoke(tmp_path: Path, capsys):
+    out = tmp_path / "bench.json"
+    code, stdout, err = run(capsys, "bench", "--clip", SAMPLE, "--seconds", "0.5", "--sizes", "160x90,320x180",
+                            "--json", out)
+    assert code == 0, err
+    assert "per-stage median ms per frame" in stdout and "of ceiling" in stdout
+    doc = json.loads(out.read_text())
+    assert set(doc["stages"]) == {"160x90", "320x180"}
+    for size, r in doc["stages"].items():
+        assert r["frames"] >= 2 * 4, size  # at least two interleaved rounds
+        assert set(r["pipeline_ms"]) == {*STAGES, "total"}
+        assert all(v >= 0 for v in r["pipeline_ms"].values())
+        # The baseline (decode + encode) is part of the pipeline's work, so it is the ceiling.
+        assert r["baseline_fps"] > r["pipeline_fps"] > 0
+        assert 0 < r["ratio"] < 1
+        assert f"{size}" in stdout
+    # Every bundled model is timed at every size.
+    assert set(doc["models"]) == set(bundled_manifests())
+    for name, r in doc["models"].items():
+        assert r["160x90"] > 0 and r["320x180"] > 0, name
+        assert any(line.split()[:1] == [name] for line in stdout.splitlines())
+
+
+def test_bench_bad_model_and_clip(tmp_path: Path, capsys):
+    code, stdout, err = run(capsys, "bench", "--clip", SAMPLE, "--seconds", "0.2", "--sizes", "96x64",
+                            "--models", "retinaface,nosuchmodel")
+    assert code == 1
+    assert "faceanon: unknown model 'nosuchmodel'" in err
+    assert "nosuchmodel  error: unknown model" in stdout  # the table still has the row, and retinaface's
+    assert any(line.split()[:1] == ["retinaface"] for line in stdout.splitlines())
+    bad = tmp_path / "clip.avi"
+    bad.write_text("not a video")
+    code, _, err = run(capsys, "bench", "--clip", bad, "--seconds", "0.2")
+    assert code == 1 and err.strip() == f"faceanon: {bad}: no frame could be decoded (missing, corrupt or not a video)"
+    assert run(capsys, "bench", "--sizes", "640by360")[0] == 2
+
+
+def test_bench_service_dispatch(capsys):
+    if importlib.util.find_spec("faceanon.bench_service") is None:
+        code, _, err = run(capsys, "bench", "service")
+        assert code == 2 and err.startswith("faceanon: bench service is not available")
+    else:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["bench", "service", "--help"])
+        assert exit_info.value.code == 0

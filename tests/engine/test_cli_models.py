@@ -1,0 +1,87 @@
+"""`faceanon models`, and every bad-model case: one line on stderr naming the model/file and the reason, exit 2,
+and no output written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES, ROOT
+from faceanon.cli import main
+
+MODELS = ROOT / "addon" / "faceanon" / "models"
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_models_table(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["name", "family", "size", "threshold", "license", "origin"]
+    default = next(line for line in lines if line.startswith("*"))
+    assert default.split()[1:3] == ["centerface", "centerface"] and "7.3 MB" in default and "MIT" in default
+    assert any(line.split()[:2] == ["retinaface", "retinaface"] for line in lines)
+    assert "execution providers available:" in out and "cpu" in out
+
+
+def bad_model(tmp_path: Path, case: str) -> tuple[list[str], str]:
+    """CLI options for one broken model, and the text its error line must hold."""
+    if case == "unknown name":
+        return ["--model", "facefinder9000"], "unknown model 'facefinder9000': use one of centerface, "
+    if case == "sha256 mismatch":
+        manifest = json.loads((MODELS / "retinaface_mnet025.json").read_text())
+        manifest["sha256"] = "0" * 64
+        manifest["file"] = str(MODELS / manifest["file"])
+        path = tmp_path / "tampered.json"
+        path.write_text(json.dumps(manifest))
+        return ["--model", str(path)], f"{MODELS / 'retinaface_mnet025.onnx'} does not match its sha256"
+    if case == "outputs of another family":
+        return (["--model", str(MODELS / "retinaface_mnet025.onnx"), "--family", "centerface"],
+                "model retinaface_mnet025: its inputs/outputs do not match family centerface")
+    if case == "outputs of another family (2)":
+        return (["--model", str(MODELS / "centerface.onnx"), "--family", "retinaface"],
+                "model centerface: its inputs/outputs do not match family retinaface")
+    if case == "not an onnx file":
+        path = tmp_path / "broken.onnx"
+        path.write_bytes(b"this is not a protobuf" * 50)
+        return ["--model", str(path), "--family", "centerface"], "model broken: onnxruntime cannot load it ("
+    if case == "onnx without family":
+        return (["--model", str(MODELS / "centerface.onnx")],
+                f"{MODELS / 'centerface.onnx'}: say which decoder family it needs")
+    if case == "missing onnx":
+        return (["--model", str(tmp_path / "gone.onnx"), "--family", "centerface"],
+                f"model file {tmp_path / 'gone.onnx'} does not exist")
+    if case == "provider not installed":
+        return ["--provider", "tensorrt"], "execution provider 'tensorrt' is not installed here"
+    raise AssertionError(case)
+
+
+CASES = ["unknown name", "sha256 mismatch", "outputs of another family", "outputs of another family (2)",
+         "not an onnx file", "onnx without family", "missing onnx", "provider not installed"]
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("command", ["image", "detect"])
+def test_bad_model_is_one_clear_line(tmp_path: Path, capsys, case: str, command: str):
+    options, reason = bad_model(tmp_path, case)
+    out = tmp_path / "out"
+    target = ["-o", out] if command == "image" else ["--json", out]
+    code, _, err = run(capsys, command, FIXTURES / "astronaut.jpg", *target, *options)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("faceanon: ") and reason in lines[0], lines[0]
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("option", [["--threshold", "1.5"], ["--detect-size", "-1"], ["--margin", "-0.1"],
+                                    ["--threads", "0"]])
+def test_bad_option_values(tmp_path: Path, capsys, option: list[str]):
+    code, _, err = run(capsys, "image", FIXTURES / "astronaut.jpg", "-o", tmp_path / "out", *option)
+    assert code == 2 and err.count("\n") == 1 and option[0] in err

@@ -1,0 +1,106 @@
+"""Config validation: defaults as documented, and every error names the key path and the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from faceanon.config import SAMPLE_CLIP, ConfigError, load_config, validate
+
+
+def cam(**kw) -> dict:
+    return {"name": "lobby", "url": "rtsp://nvr:8554/lobby", **kw}
+
+
+def error_of(data) -> str:
+    with pytest.raises(ConfigError) as info:
+        validate(data)
+    return str(info.value)
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    cfg = validate({"cameras": [cam()]})
+    assert "mqtt" not in cfg  # absent: the service runs its embedded broker
+    assert cfg["http"] == {"host": "0.0.0.0", "port": 8099, "token": None, "ingress_only": False}
+    assert cfg["detector"] == {"model": "centerface", "family": None, "provider": "cpu", "threads": None,
+                               "threshold": None}
+    assert cfg["log_level"] == "info"
+    c = cfg["cameras"][0]
+    assert {k: c[k] for k in ("enabled", "detect_fps", "detect_every", "detect_size", "tile", "snapshot_interval",
+                              "style", "shape", "margin", "hold_seconds", "deadline_ms", "model")} == {
+        "enabled": True, "detect_fps": 5, "detect_every": 1, "detect_size": 640, "tile": 0, "snapshot_interval": 10,
+        "style": "blur", "shape": "ellipse", "margin": 0.3, "hold_seconds": 1.0, "deadline_ms": 2000, "model": None}
+
+
+def test_mqtt_section_gets_defaults() -> None:
+    mqtt = validate({"cameras": [cam()], "mqtt": {"host": "core-mosquitto", "password": 1234}})["mqtt"]
+    assert mqtt["port"] == 1883 and mqtt["topic_prefix"] == "faceanon" and mqtt["discovery_prefix"] == "homeassistant"
+    assert mqtt["password"] == "1234" and mqtt["client_id"] == "faceanon" and mqtt["discovery"] is True
+
+
+def test_no_path_gives_the_demo_camera() -> None:
+    cfg = load_config(None)
+    assert [c["name"] for c in cfg["cameras"]] == ["demo"]
+    assert Path(cfg["cameras"][0]["url"]) == SAMPLE_CLIP and SAMPLE_CLIP.is_file()
+    assert "mqtt" not in cfg
+
+
+@pytest.mark.parametrize(("cameras", "expected"), [
+    ([cam(), cam(name="door", url="ftp://x")],
+     "cameras[1].url: expected rtsp://, http(s)://, frigate:// or an existing file"),
+    ([cam(url="/no/such/file.mp4")], "cameras[0].url: expected rtsp://"),
+    ([cam(url="frigate://")], "cameras[0].url: expected frigate://<camera>"),
+    ([cam(name="Front Door")], "cameras[0].name: expected 1-64 characters of a-z, 0-9 and _"),
+    ([cam(name="x" * 65)], "cameras[0].name: expected 1-64"),
+    ([cam(), cam(url="rtsp://other/1")], "cameras[1].name: duplicate camera name 'lobby'"),
+    ([cam(style="swirl")], "cameras[0].style: value must be one of"),
+    ([cam(detect_size=50)], "cameras[0].detect_size: expected 0 (off) or an integer from 128 to 4096"),
+    ([cam(detect_fps=0)], "cameras[0].detect_fps: value must be at least 0.1"),
+    ([cam(deadline_ms="soon")], "cameras[0].deadline_ms: expected int"),
+    ([cam(colour="red")], "cameras[0].colour: unknown key"),
+    ([{"url": "rtsp://x/1"}], "cameras[0].name: required key is missing"),
+    ([], "cameras: at least one camera is needed"),
+])
+def test_camera_errors_name_the_key(cameras: list, expected: str) -> None:
+    assert expected in error_of({"cameras": cameras})
+
+
+def test_section_errors_name_the_key() -> None:
+    msg = error_of({"cameras": [cam()], "mqtt": {"port": 70000}, "http": {"token": ["x"]},
+                    "detector": {"threshold": 2}, "log_level": "loud", "extra": 1})
+    for part in ("mqtt.port: value must be at most 65535", "http.token: expected a string",
+                 "detector.threshold: value must be at most 1.0", "log_level: value must be one of",
+                 "extra: unknown key"):
+        assert part in msg
+    assert error_of({}) == "cameras: required key is missing"
+    assert error_of(["not", "a", "mapping"]).startswith("config: expected a mapping")
+
+
+def test_file_source_path_and_frigate_url_are_accepted(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"x")
+    cfg = validate({"cameras": [cam(url=str(clip)), cam(name="drive", url="frigate://driveway/person"),
+                                cam(name="snap", url="https://cam.local/snapshot.jpg")]})
+    assert [c["url"] for c in cfg["cameras"]] == [str(clip), "frigate://driveway/person",
+                                                  "https://cam.local/snapshot.jpg"]
+
+
+def test_load_config_file_errors_name_the_file(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("http:\ncameras:\n  - name: lobby\n    url: rtsp://nvr/lobby\n    detect_every: 2\n")
+    cfg = load_config(good)
+    assert cfg["cameras"][0]["detect_every"] == 2 and cfg["http"]["port"] == 8099
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cameras:\n  - name: lobby\n    url: [rtsp://nvr\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML at line"):
+        load_config(bad)
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("cameras:\n  - name: lobby\n    url: rtsp://nvr/lobby\n    margin: -1\n")
+    with pytest.raises(ConfigError, match=r"wrong\.yaml: cameras\[0\]\.margin: value must be at least 0"):
+        load_config(wrong)
+    with pytest.raises(ConfigError, match=r"missing\.yaml: cannot read the config file"):
+        load_config(tmp_path / "missing.yaml")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match="empty"):
+        load_config(empty)

@@ -1,0 +1,160 @@
+"""The service: cameras from the config, one broken camera never stops the others, the embedded broker when the
+config has no mqtt section, a clean shutdown on SIGTERM (publishers announce offline)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+from conftest import ROOT, free_port, wait_port
+from faceanon.config import SAMPLE_CLIP, validate
+from faceanon.service import Service, main
+from test_pipeline import decode, is_privacy_hold
+
+pytestmark = pytest.mark.timeout(90)
+
+
+class Retained:
+    """A paho subscriber keeping the last payload per topic."""
+
+    def __init__(self, port: int, topic: str) -> None:
+        self.last: dict[str, bytes] = {}
+        self.lock = threading.Lock()
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"svc-test-{port}-{time.time_ns()}")
+        self.client.on_connect = lambda c, *_: c.subscribe(topic, 1)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port, keepalive=10)
+        self.client.loop_start()
+
+    def _on_message(self, _c, _u, msg: paho.MQTTMessage) -> None:
+        with self.lock:
+            self.last[msg.topic] = bytes(msg.payload)
+
+    def get(self, topic: str) -> bytes | None:
+        with self.lock:
+            return self.last.get(topic)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+async def eventually(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+def config(mqtt_port: int | None, **extra) -> dict:
+    cams = [
+        {"name": "dead_rtsp", "url": f"rtsp://127.0.0.1:{free_port()}/cam"},
+        {"name": "demo", "url": str(SAMPLE_CLIP)},
+        {"name": "dead_http", "url": f"http://127.0.0.1:{free_port()}/video.mjpeg"},
+        {"name": "off", "url": str(SAMPLE_CLIP), "enabled": False},
+    ]
+    cfg = {"cameras": cams, "http": {"host": "127.0.0.1", "port": free_port()}, "log_level": "debug", **extra}
+    if mqtt_port is not None:
+        cfg["mqtt"] = {"host": "127.0.0.1", "port": mqtt_port}
+    return validate(cfg)
+
+
+async def test_broken_cameras_do_not_stop_the_others(mosquitto) -> None:
+    cfg = config(mosquitto.port)
+    service = Service(cfg)
+    sub = Retained(mosquitto.port, "faceanon/#")
+    await service.start()
+    try:
+        feeds = {f.name: f for f in service.feeds}
+        assert sorted(feeds) == ["dead_http", "dead_rtsp", "demo"]  # the disabled camera is not run
+        seq = 0
+        for _ in range(4):
+            seq = await feeds["demo"].wait_frame(seq, 10)
+        assert seq >= 4 and feeds["demo"].status()["online"]
+        for name in ("dead_rtsp", "dead_http"):
+            status = feeds[name].status()
+            assert not status["online"] and feeds[name].latest_jpeg is None
+        # what the publishers send out is the anonymized frame
+        if service.publishers:
+            await eventually(lambda: sub.get("faceanon/demo/snapshot") is not None, 10, "the MQTT snapshot")
+            snapshot = decode(sub.get("faceanon/demo/snapshot"))
+            assert snapshot.shape == (270, 480, 3) and not is_privacy_hold(snapshot)
+            assert sub.get("faceanon/available") == b"online"
+    finally:
+        await service.stop()
+    assert all(t.done() for t in service._tasks)
+    if service.publishers:
+        await eventually(lambda: sub.get("faceanon/available") == b"offline", 5, "offline")
+    sub.close()
+
+
+async def test_no_mqtt_section_starts_the_embedded_broker() -> None:
+    port = free_port()
+    cfg = validate({"cameras": [{"name": "demo", "url": str(SAMPLE_CLIP)}],
+                    "http": {"host": "127.0.0.1", "port": free_port()}})
+    service = Service(cfg, broker_port=port)
+    await service.start()
+    sub = None
+    try:
+        assert service.broker is not None and service.mqtt_cfg["port"] == port
+        wait_port(port, 5)
+        sub = Retained(port, "faceanon/#")
+        await service.feeds[0].wait_frame(0, 10)
+        if service.publishers:
+            await eventually(lambda: sub.get("faceanon/demo/snapshot") is not None, 10, "a snapshot via amqtt")
+    finally:
+        if sub:
+            sub.close()
+        await service.stop()
+
+
+def test_main_rejects_a_bad_config_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "faceanon.yaml"
+    bad.write_text("cameras:\n  - name: Lobby Cam\n    url: rtsp://nvr/lobby\n")
+    assert main(str(bad)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert err.startswith("faceanon: invalid configuration: ") and "cameras[0].name: expected 1-64" in err
+
+
+def test_sigterm_shuts_down_cleanly(tmp_path: Path, mosquitto) -> None:
+    http_port = free_port()
+    cfg = tmp_path / "faceanon.yaml"
+    cfg.write_text(f"mqtt:\n  host: 127.0.0.1\n  port: {mosquitto.port}\nhttp:\n  host: 127.0.0.1\n"
+                   f"  port: {http_port}\ncameras:\n  - name: demo\n    url: {SAMPLE_CLIP}\n"
+                   f"  - name: gone\n    url: rtsp://127.0.0.1:{free_port()}/x\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "addon")}
+    proc = subprocess.Popen([sys.executable, "-m", "faceanon.service", str(cfg)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        got = None
+        while time.monotonic() < deadline and got is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/api/demo/latest.jpg", timeout=2) as r:
+                    got = r.read()
+            except OSError:
+                time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out
+    assert "demo: reading" in out and "gone: rtsp stream lost or unreachable" in out
+    assert "shutting down" in out and out.rstrip().endswith("stopped")
+    if "HTTP server unavailable" not in out:
+        assert got is not None
+        image = decode(got)
+        assert image.shape == (270, 480, 3) and not is_privacy_hold(image)

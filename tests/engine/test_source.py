@@ -1,0 +1,244 @@
+"""Sources against real servers on 127.0.0.1: RTSP (GStreamer), HTTP MJPEG and snapshots (aiohttp), Frigate's MQTT
+snapshots (mosquitto), and files. Newest frame wins; lost streams come back; corrupt frames are skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+
+import cv2
+import numpy as np
+import paho.mqtt.client as paho
+import pytest
+from aiohttp import web
+from conftest import free_port
+from faceanon.config import SAMPLE_CLIP
+from faceanon.source import FileSource, Frame, FrigateSource, HttpSource, Mailbox, RtspSource, Source, open_source
+from faceanon.source.frigate import snapshot_topic
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def clip_jpegs(n: int = 12) -> list[bytes]:
+    cap = cv2.VideoCapture(str(SAMPLE_CLIP))
+    out = []
+    while len(out) < n:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        out.append(cv2.imencode(".jpg", frame)[1].tobytes())
+    cap.release()
+    assert len(out) == n
+    return out
+
+
+async def wait_for(check: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def take(source: Source, count: int, timeout: float) -> list[Frame]:
+    """Collect `count` frames from the mailbox as a pipeline would."""
+    frames: list[Frame] = []
+    deadline = time.monotonic() + timeout
+    while len(frames) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{source.name}: only {len(frames)}/{count} frames in {timeout}s "
+                                 f"(last error: {source.last_error})")
+        frame = source.mailbox.take()
+        if frame is not None:
+            frames.append(frame)
+        await asyncio.sleep(0.02)
+    return frames
+
+
+def test_mailbox_keeps_only_the_newest_frame() -> None:
+    box = Mailbox()
+    calls = []
+    box.notify = lambda: calls.append(1)
+    img = np.zeros((2, 2, 3), np.uint8)
+    for i in range(5):
+        box.put(Frame(img, float(i), i))
+    frame = box.take()
+    assert frame is not None and frame.index == 4 and box.dropped == 4 and len(calls) == 5
+    assert box.take() is None
+
+
+def test_open_source_picks_the_kind() -> None:
+    assert isinstance(open_source("a", "rtsp://127.0.0.1/x", 5), RtspSource)
+    assert isinstance(open_source("a", "http://127.0.0.1/x.mjpeg", 5), HttpSource)
+    assert isinstance(open_source("a", "frigate://front", 5), FrigateSource)
+    assert isinstance(open_source("a", str(SAMPLE_CLIP), 5), FileSource)
+    assert snapshot_topic("frigate://front") == "frigate/front/+/snapshot"
+    assert snapshot_topic("frigate://front/person") == "frigate/front/person/snapshot"
+
+
+async def test_file_source_loops_at_detect_fps_and_drops_stale_frames() -> None:
+    source = FileSource("demo", str(SAMPLE_CLIP), fps=10)
+    source.start()
+    try:
+        frames = await take(source, 30, timeout=8)  # 30 frames > the clip's 35 frames at 12.5 fps => it looped
+        rate = (len(frames) - 1) / (frames[-1].captured - frames[0].captured)
+        assert 7 <= rate <= 11, rate
+        assert frames[0].image.shape == (270, 480, 3)
+        await asyncio.sleep(1.0)  # nobody takes: the slot keeps only the newest, the rest count as dropped
+        assert source.dropped >= 5
+        last = source.mailbox.take()
+        assert last is not None and time.monotonic() - last.captured < 0.3
+    finally:
+        await asyncio.to_thread(source.stop)
+    assert not source._thread.is_alive()
+
+
+async def test_rtsp_source_reads_and_reconnects(rtsp_server) -> None:
+    source = RtspSource("lobby", rtsp_server.url, fps=5)
+    source.backoff_start = 0.25
+    source.start()
+    try:
+        frames = await take(source, 5, timeout=20)
+        assert frames[-1].image.shape == (720, 1280, 3)
+        rtsp_server.stop()
+        await wait_for(lambda: source.reconnects >= 1 and not source.connected, 15, "the loss to be noticed")
+        assert "rtsp" in (source.last_error or "") or "frame" in (source.last_error or "")
+        rtsp_server.start()
+        source.mailbox.take()
+        frames = await take(source, 3, timeout=20)
+        assert source.connected and frames[-1].image.shape == (720, 1280, 3)
+    finally:
+        await asyncio.to_thread(source.stop)
+
+
+async def test_unreachable_rtsp_backs_off_and_says_why(caplog: pytest.LogCaptureFixture) -> None:
+    url = f"rtsp://user:secret@127.0.0.1:{free_port()}/cam"
+    source = RtspSource("gate", url, fps=5)
+    source.backoff_start = 0.2
+    source.start()
+    try:
+        await wait_for(lambda: source.reconnects >= 3, 10, "three retries")
+    finally:
+        await asyncio.to_thread(source.stop)
+    lines = [r.getMessage() for r in caplog.records if r.name == "faceanon.source"]
+    assert lines and all(line.startswith("gate: rtsp stream lost or unreachable (") for line in lines)
+    assert "secret" not in " ".join(lines) and "user:***@" in lines[0]
+    delays = [float(line.rsplit(" ", 1)[1].rstrip("s")) for line in lines]
+    assert delays[:3] == sorted(delays[:3])  # backoff grows
+
+
+class ClipServer:
+    """aiohttp on 127.0.0.1 serving frames of the real sample clip: MJPEG (with and without Content-Length,
+    one corrupt part) and a snapshot URL."""
+
+    def __init__(self) -> None:
+        self.jpegs = clip_jpegs()
+        self.snapshots = 0
+        self.runner: web.AppRunner | None = None
+        self.port = free_port()
+
+    async def mjpeg(self, request: web.Request) -> web.StreamResponse:
+        with_length = request.query.get("length", "1") == "1"
+        resp = web.StreamResponse(headers={"Content-Type": "multipart/x-mixed-replace; boundary=frame"})
+        await resp.prepare(request)
+        for i in range(400):  # bounded: ~40 s at most
+            data = b"\x00corrupt\xff" * 50 if i == 3 else self.jpegs[i % len(self.jpegs)]
+            head = b"--frame\r\nContent-Type: image/jpeg\r\n"
+            if with_length:
+                head += f"Content-Length: {len(data)}\r\n".encode()
+            await resp.write(head + b"\r\n" + data + b"\r\n")
+            await asyncio.sleep(0.1)
+        return resp
+
+    async def snapshot(self, _request: web.Request) -> web.Response:
+        self.snapshots += 1
+        return web.Response(body=self.jpegs[self.snapshots % len(self.jpegs)], content_type="image/jpeg")
+
+    async def page(self, _request: web.Request) -> web.Response:
+        return web.Response(text="<html>a login page</html>", content_type="text/html")
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/stream.mjpeg", self.mjpeg)
+        app.router.add_get("/snapshot.jpg", self.snapshot)
+        app.router.add_get("/page", self.page)
+        self.runner = web.AppRunner(app, shutdown_timeout=0.5)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+@pytest.fixture
+async def clip_server() -> AsyncIterator[ClipServer]:
+    server = ClipServer()
+    await server.start()
+    yield server
+    await server.runner.cleanup()
+
+
+@pytest.mark.parametrize("length", ["1", "0"])
+async def test_mjpeg_source_reads_parts_and_skips_a_corrupt_one(clip_server: ClipServer, length: str) -> None:
+    source = HttpSource("porch", clip_server.url(f"/stream.mjpeg?length={length}"), fps=20)
+    source.start()
+    try:
+        frames = await take(source, 8, timeout=10)
+        assert source.kind == "mjpeg"
+        assert source.corrupt_frames == 1
+        assert all(f.image.shape == (270, 480, 3) for f in frames)
+        assert len({f.image.tobytes() for f in frames}) > 1  # the stream moves on
+    finally:
+        await asyncio.to_thread(source.stop)
+
+
+async def test_snapshot_source_polls_at_detect_fps(clip_server: ClipServer) -> None:
+    source = HttpSource("yard", clip_server.url("/snapshot.jpg"), fps=4)
+    source.start()
+    try:
+        frames = await take(source, 6, timeout=8)
+        assert source.kind == "snapshot" and frames[0].image.shape == (270, 480, 3)
+        rate = (len(frames) - 1) / (frames[-1].captured - frames[0].captured)
+        assert 3 <= rate <= 5, rate
+    finally:
+        await asyncio.to_thread(source.stop)
+    assert clip_server.snapshots <= 10  # polled at detect_fps, not as fast as possible
+
+
+async def test_http_source_rejects_a_page_that_is_no_camera(clip_server: ClipServer) -> None:
+    source = HttpSource("bad", clip_server.url("/page"), fps=4)
+    source.backoff_start = 0.2
+    source.start()
+    try:
+        await wait_for(lambda: source.reconnects >= 1, 5, "the rejection")
+    finally:
+        await asyncio.to_thread(source.stop)
+    assert "answered text/html" in source.last_error and "expected an MJPEG stream or a JPEG snapshot" in \
+        source.last_error
+
+
+async def test_frigate_source_takes_snapshots_from_mqtt(mosquitto) -> None:
+    source = FrigateSource("drive", "frigate://driveway", fps=10, mqtt_cfg={"host": "127.0.0.1",
+                                                                           "port": mosquitto.port})
+    source.start()
+    jpegs = clip_jpegs(4)
+    pub = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="frigate-test")
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+    try:
+        await wait_for(lambda: source.connected or source._client is not None, 5, "the subscription")
+        await asyncio.sleep(0.5)
+        for i, jpeg in enumerate(jpegs):
+            obj = "person" if i % 2 else "car"
+            pub.publish(f"frigate/driveway/{obj}/snapshot", jpeg, qos=1).wait_for_publish(5)
+            pub.publish("frigate/other/person/snapshot", jpeg, qos=1)  # another camera: ignored
+            await asyncio.sleep(0.15)
+        pub.publish("frigate/driveway/person/snapshot", b"not a jpeg", qos=1).wait_for_publish(5)
+        await wait_for(lambda: source.corrupt_frames == 1, 5, "the corrupt snapshot")
+        assert source.mailbox.take() is not None
+        assert source.dropped + 1 == 4  # 4 good snapshots, newest wins
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        await asyncio.to_thread(source.stop)

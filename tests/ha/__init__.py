@@ -1,0 +1,1 @@
+"""Tests of the Home Assistant integration, run against the real faceanon service."""

@@ -1,0 +1,143 @@
+"""The real faceanon service (and a mosquitto broker for it) as subprocesses on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ENGINE_PYTHON = Path(os.environ.get("FACEANON_ENGINE_PYTHON", str(ROOT / ".venv" / "bin" / "python")))
+SAMPLE_CLIP = ROOT / "addon" / "faceanon" / "samples" / "face-demographics-walking.gif"
+START_TIMEOUT = 120.0  # model load and the first anonymized frame, on a busy 2-core box
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def stop_process(proc: subprocess.Popen | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+class Broker:
+    """mosquitto on a free loopback port, so that the service does not start its embedded broker on 1883."""
+
+    def __init__(self, workdir: Path) -> None:
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(exe).exists():
+            raise FileNotFoundError("mosquitto is not installed (apt-get install mosquitto; .ci/run does this)")
+        self.port = free_port()
+        conf = workdir / "mosquitto.conf"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self.proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+class Service:
+    """`faceanon serve` with a token and cameras on the bundled clip; restartable on the same port."""
+
+    DEFAULT_TOKEN = "s3cret-test-token"
+    DEFAULT_CAMERAS: dict[str, str] = {"walk": str(SAMPLE_CLIP)}  # noqa: RUF012 - read only
+
+    def __init__(self, workdir: Path, broker_port: int) -> None:
+        self.workdir = workdir
+        self.broker_port = broker_port
+        self.token = self.DEFAULT_TOKEN
+        self.port = free_port()
+        self.config_path = workdir / "faceanon.yaml"
+        self.log_path = workdir / "faceanon.log"
+        self.proc: subprocess.Popen | None = None
+        self.cameras: dict[str, str] = {}
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def is_default(self) -> bool:
+        return self.running and self.cameras == self.DEFAULT_CAMERAS and self.token == self.DEFAULT_TOKEN
+
+    def start(self, cameras: dict[str, str] | None = None, token: str | None = None) -> None:
+        """Start with `cameras` (name -> url; default: one camera `walk` on the clip) and the token (default:
+        DEFAULT_TOKEN), then wait for every camera whose source is the clip to serve an anonymized JPEG."""
+        self.cameras = cameras or dict(self.DEFAULT_CAMERAS)
+        self.token = token or self.DEFAULT_TOKEN
+        config = {
+            "mqtt": {"host": "127.0.0.1", "port": self.broker_port, "client_id": f"faceanon-ha-{self.port}"},
+            "http": {"host": "127.0.0.1", "port": self.port, "token": self.token},
+            "detector": {"threads": 1},
+            "log_level": "info",
+            "cameras": [{"name": name, "url": url, "detect_fps": 5} for name, url in self.cameras.items()],
+        }
+        self.config_path.write_text(yaml.safe_dump(config))
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [str(ENGINE_PYTHON), "-m", "faceanon", "serve", "--config", str(self.config_path)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+        )
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        live = [name for name, url in self.cameras.items() if url == str(SAMPLE_CLIP)]
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise RuntimeError(f"faceanon serve exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if all(self.get(f"/api/{name}/latest.jpg")[0] == 200 for name in live):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise TimeoutError(f"faceanon serve did not serve {live} within {START_TIMEOUT}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def get(self, path: str, token: str | None = None) -> tuple[int, bytes]:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")
+        request.add_header("Authorization", f"Bearer {token or self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+    def camera_status(self) -> dict[str, dict[str, Any]]:
+        status, body = self.get("/api/cameras")
+        assert status == 200, body
+        return {camera["name"]: camera for camera in json.loads(body)["cameras"]}

@@ -1,0 +1,215 @@
+"""Entities against the real service: devices, camera proxy (still and MJPEG), sensors, availability, dynamic
+cameras, diagnostics, unload."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from http import HTTPStatus
+
+from custom_components.faceanon.const import DOMAIN, SCAN_INTERVAL
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+from homeassistant.util import dt as dt_util
+from PIL import Image
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.components.diagnostics import get_diagnostics_for_config_entry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from .service import SAMPLE_CLIP, Service, free_port
+
+KEYS = {
+    "camera": "camera",
+    "faces": "sensor",
+    "fps": "sensor",
+    "detect_ms_p95": "sensor",
+    "fail_closed_frames": "sensor",
+    "privacy_degraded": "binary_sensor",
+    "online": "binary_sensor",
+}
+
+
+def entity_id(hass: HomeAssistant, entry: MockConfigEntry, camera: str, key: str) -> str | None:
+    return er.async_get(hass).async_get_entity_id(KEYS[key], DOMAIN, f"{entry.unique_id}_{camera}_{key}")
+
+
+async def poll(hass: HomeAssistant) -> None:
+    """Let the coordinator's next poll run now."""
+    async_fire_time_changed(hass, dt_util.utcnow() + SCAN_INTERVAL)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "JPEG"
+        image.load()
+        return image.size
+
+
+async def test_devices_and_entities(hass: HomeAssistant, entry: MockConfigEntry, service: Service) -> None:
+    devices = dr.async_get(hass)
+    hub = devices.async_get_device(identifiers={(DOMAIN, entry.unique_id)})
+    camera = devices.async_get_device(identifiers={(DOMAIN, f"{entry.unique_id}_walk")})
+    assert hub is not None and camera is not None
+    assert camera.via_device_id == hub.id
+    assert (camera.name, camera.manufacturer) == ("Walk", "faceanon")
+    assert hub.sw_version and camera.sw_version == hub.sw_version
+
+    for key in KEYS:
+        eid = entity_id(hass, entry, "walk", key)
+        assert eid is not None, key
+        assert er.async_get(hass).async_get(eid).device_id == camera.id
+        assert hass.states.get(eid).state != STATE_UNAVAILABLE, key
+    assert entity_id(hass, entry, "walk", "camera") == "camera.walk_anonymized"
+    assert hass.states.get(entity_id(hass, entry, "walk", "online")).state == STATE_ON
+    assert hass.states.get(entity_id(hass, entry, "walk", "privacy_degraded")).state == STATE_OFF
+    # Neither the token nor the service's address reach the state machine.
+    for state in hass.states.async_all():
+        assert service.token not in str(state.attributes)
+
+
+async def test_face_count_follows_the_service(hass: HomeAssistant, entry: MockConfigEntry, service: Service) -> None:
+    faces = entity_id(hass, entry, "walk", "faces")
+    seen: list[int] = []
+    for _ in range(40):
+        before = service.camera_status()["walk"]
+        await entry.runtime_data.coordinator.async_refresh()
+        await hass.async_block_till_done()
+        after = service.camera_status()["walk"]
+        if before["faces"] == after["faces"]:
+            assert hass.states.get(faces).state == str(after["faces"])
+            fps = float(hass.states.get(entity_id(hass, entry, "walk", "fps")).state)
+            assert fps == after["fps"] or fps == before["fps"]
+            seen.append(after["faces"])
+            if len(seen) >= 3 and max(seen) > 0:
+                break
+        await asyncio.sleep(0.3)
+    # The clip shows people walking to the camera: the service counts them, and so does the sensor.
+    assert len(seen) >= 3 and max(seen) > 0, seen
+
+
+async def test_camera_proxy_serves_the_anonymized_jpeg(
+    hass: HomeAssistant, entry: MockConfigEntry, service: Service, hass_client: ClientSessionGenerator
+) -> None:
+    client = await hass_client()
+    url = f"/api/camera_proxy/{entity_id(hass, entry, 'walk', 'camera')}"
+    for _ in range(20):
+        before = service.get("/api/walk/latest.jpg")[1]
+        response = await client.get(url)
+        assert response.status == HTTPStatus.OK
+        assert response.content_type == "image/jpeg"
+        body = await response.read()
+        after = service.get("/api/walk/latest.jpg")[1]
+        if body in (before, after):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the camera proxy never returned the service's latest.jpg")
+    assert jpeg_size(body) == jpeg_size(before)
+
+    # A dashboard asks for a thumbnail: the service scales by height, HA by width.
+    response = await client.get(url, params={"width": 240, "height": 135})
+    assert response.status == HTTPStatus.OK
+    assert jpeg_size(await response.read()) == (240, 135)
+
+
+async def test_camera_proxy_streams_mjpeg(
+    hass: HomeAssistant, entry: MockConfigEntry, hass_client: ClientSessionGenerator
+) -> None:
+    client = await hass_client()
+    response = await client.get(f"/api/camera_proxy_stream/{entity_id(hass, entry, 'walk', 'camera')}")
+    assert response.status == HTTPStatus.OK
+    assert response.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+    boundary = response.headers["Content-Type"].split("boundary=")[1].strip('"').encode()
+    buffer = b""
+    async with asyncio.timeout(30):
+        while buffer.count(b"\xff\xd9") < 3:
+            buffer += await response.content.readany()
+    response.close()
+    parts = [part for part in buffer.split(b"--" + boundary) if b"\xff\xd8" in part]
+    assert len(parts) >= 2
+    for part in parts[:2]:
+        jpeg = part[part.index(b"\xff\xd8") : part.rindex(b"\xff\xd9") + 2]
+        assert jpeg_size(jpeg)[0] > 0
+
+
+async def test_unavailable_while_the_service_is_down_and_dynamic_cameras(
+    hass: HomeAssistant, entry: MockConfigEntry, service: Service, hass_client: ClientSessionGenerator
+) -> None:
+    walk = [entity_id(hass, entry, "walk", key) for key in KEYS]
+    service.stop()
+    await poll(hass)
+    assert {hass.states.get(eid).state for eid in walk} == {STATE_UNAVAILABLE}
+    client = await hass_client()
+    response = await client.get(f"/api/camera_proxy/{walk[0]}")
+    assert response.status == HTTPStatus.INTERNAL_SERVER_ERROR
+
+    # Back on the same port, with a second camera on the clip and one whose source cannot be reached.
+    service.start({"walk": str(SAMPLE_CLIP), "door": str(SAMPLE_CLIP), "gone": f"http://127.0.0.1:{free_port()}/x"})
+    await poll(hass)
+    assert STATE_UNAVAILABLE not in {hass.states.get(eid).state for eid in walk}
+    for key in KEYS:
+        assert entity_id(hass, entry, "door", key) is not None, key
+    assert hass.states.get(entity_id(hass, entry, "door", "camera")).state != STATE_UNAVAILABLE
+
+    # A camera whose frames do not arrive: its figures are unavailable, its feed sensor says so.
+    assert not service.camera_status()["gone"]["online"]
+    assert hass.states.get(entity_id(hass, entry, "gone", "faces")).state == STATE_UNAVAILABLE
+    assert hass.states.get(entity_id(hass, entry, "gone", "camera")).state == STATE_UNAVAILABLE
+    assert hass.states.get(entity_id(hass, entry, "gone", "online")).state == STATE_OFF
+
+    # Cameras dropped from the service lose their devices and entities.
+    service.stop()
+    service.start()
+    await poll(hass)
+    devices = dr.async_get(hass)
+    for camera in ("door", "gone"):
+        assert devices.async_get_device(identifiers={(DOMAIN, f"{entry.unique_id}_{camera}")}) is None
+        assert entity_id(hass, entry, camera, "faces") is None
+    assert devices.async_get_device(identifiers={(DOMAIN, f"{entry.unique_id}_walk")}) is not None
+    assert hass.states.get(walk[0]).state != STATE_UNAVAILABLE
+
+
+async def test_reauth_when_the_service_changes_its_token(
+    hass: HomeAssistant, entry: MockConfigEntry, service: Service
+) -> None:
+    service.stop()
+    service.start(token="rotated-token")
+    await poll(hass)
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == ["reauth"]
+    result = await hass.config_entries.flow.async_configure(flows[0]["flow_id"], {"token": "rotated-token"})
+    assert result["reason"] == "reauth_successful"
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert hass.states.get(entity_id(hass, entry, "walk", "camera")).state != STATE_UNAVAILABLE
+
+
+async def test_diagnostics_redact_the_token(
+    hass: HomeAssistant, entry: MockConfigEntry, service: Service, hass_client: ClientSessionGenerator
+) -> None:
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    assert diagnostics["entry"]["data"]["token"] == "**REDACTED**"
+    assert diagnostics["entry"]["data"]["host"] == "**REDACTED**"
+    assert diagnostics["service"]["cameras"]["walk"]["name"] == "walk"
+    text = str(diagnostics)
+    assert service.token not in text and "127.0.0.1" not in text
+
+
+async def test_unload_leaves_nothing_behind(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    ids = [entity_id(hass, entry, "walk", key) for key in KEYS]
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    for eid in ids:
+        state = hass.states.get(eid)
+        assert state is None or state.state == STATE_UNAVAILABLE
+    assert await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert [eid for eid in ids if hass.states.get(eid) is not None] == []
+    assert er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id) == []
+    assert dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id) == []
+    assert hass.config_entries.async_entries(DOMAIN) == []
