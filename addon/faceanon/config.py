@@ -13,6 +13,7 @@ from typing import Any
 import voluptuous as vol
 import yaml
 
+from faceanon import defaults
 from faceanon.mask import SHAPES, STYLES
 
 SAMPLE_CLIP = Path(__file__).resolve().parent / "samples" / "face-demographics-walking.gif"
@@ -124,14 +125,14 @@ CAMERA = vol.Schema({
     vol.Required("url"): camera_url,
     vol.Optional("enabled", default=True): bool,
     vol.Optional("detect_fps", default=5.0): vol.All(vol.Coerce(float), vol.Range(min=0.1, max=60)),
-    vol.Optional("detect_every", default=1): vol.All(int, vol.Range(min=1, max=30)),
-    vol.Optional("detect_size", default=640): zero_or(128, 4096),
+    vol.Optional("detect_every", default=defaults.DETECT_EVERY): vol.All(int, vol.Range(min=1, max=30)),
+    vol.Optional("detect_size", default=defaults.VIDEO_PLAN.max_side): zero_or(128, 4096),
     vol.Optional("tile", default=0): zero_or(128, 2048),
     vol.Optional("snapshot_interval", default=10.0): vol.All(vol.Coerce(float), vol.Range(min=0.5, max=86400)),
-    vol.Optional("style", default="blur"): vol.In(STYLES),
-    vol.Optional("shape", default="ellipse"): vol.In(SHAPES),
-    vol.Optional("margin", default=0.3): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=2.0)),
-    vol.Optional("hold_seconds", default=1.0): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=30.0)),
+    vol.Optional("style", default=defaults.DEFAULT_STYLE): vol.In(STYLES),
+    vol.Optional("shape", default=defaults.DEFAULT_SHAPE): vol.In(SHAPES),
+    vol.Optional("margin", default=defaults.DEFAULT_MARGIN): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=2.0)),
+    vol.Optional("hold_seconds", default=defaults.HOLD_SECONDS): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=30.0)),
     vol.Optional("deadline_ms", default=2000): vol.All(int, vol.Range(min=50, max=60000)),
     vol.Optional("model", default=None): nullable(vol.All(str, vol.Length(min=1))),
 })

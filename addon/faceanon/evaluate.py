@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from faceanon.detect import box_iou
+
 BUCKETS: tuple[tuple[str, float, float], ...] = (
     ("<10", 0, 10), ("10-24", 10, 25), ("25-49", 25, 50), ("50-99", 50, 100), (">=100", 100, math.inf))
 ALL = ("all", 0, math.inf)
@@ -49,14 +51,13 @@ def short_side(boxes: np.ndarray) -> np.ndarray:
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of (N,4) and (M,4) x,y,w,h boxes."""
-    a, b = as_boxes(a), as_boxes(b)
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, :2] + a[:, None, 2:], b[None, :, :2] + b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None, :] - inter
-    return inter / np.maximum(union, 1e-9)
+    return box_iou(xywh_to_xyxy(a), xywh_to_xyxy(b)).astype(np.float64)
+
+
+def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
+    b = as_boxes(boxes).copy()
+    b[:, 2:] += b[:, :2]
+    return b
 
 
 def inside_share(det: np.ndarray, regions: np.ndarray) -> np.ndarray:

@@ -12,24 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from faceanon.detect import box_iou
+
 
 @dataclass
 class Track:
     box: np.ndarray  # x1,y1,x2,y2 where the face was last seen
     velocity: np.ndarray  # px/s of the box centre
     last_seen: float
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of (N,4) and (M,4) x1,y1,x2,y2 boxes."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), np.float32)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-6)
 
 
 class Hold:
@@ -48,7 +38,7 @@ class Hold:
         det = np.asarray(detections, np.float32).reshape(-1, 4)
         live = [t for t in self.tracks if now - t.last_seen <= self.seconds]
         predicted = np.array([self._predict(t, now) for t in live], np.float32).reshape(-1, 4)
-        ious = iou_matrix(predicted, det)
+        ious = box_iou(predicted, det)
         matched_tracks: set[int] = set()
         matched_dets: set[int] = set()
         # Greedy matching, best overlap first.

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from faceanon import defaults
 from faceanon.detect import FaceDetector, Faces, load_detector
 from faceanon.detect.plan import DetectPlan, Scanner
 from faceanon.hold import Hold
@@ -226,7 +227,8 @@ class CameraPipeline:
         self.hold = Hold(seconds=cam.get("hold_seconds", 1.0))
         self.deadline = cam.get("deadline_ms", 2000) / 1000
         self.detect_every = cam.get("detect_every", 1)
-        self.plan = DetectPlan(max_side=cam.get("detect_size", 640), tile=cam.get("tile", 0), tiles_per_call=1)
+        self.plan = DetectPlan(max_side=cam["detect_size"], min_side=defaults.VIDEO_PLAN.min_side, tile=cam["tile"],
+                               tiles_per_call=1)
         self.threshold = detectors.cfg.get("threshold")
         self.shared: SharedDetector | None = None
         self.scanner: Scanner | None = None

@@ -32,6 +32,7 @@ import voluptuous as vol
 import yaml
 
 import faceanon
+from faceanon import defaults
 
 log = logging.getLogger("faceanon.supervisor")
 
@@ -50,10 +51,11 @@ DEFAULTS: dict[str, Any] = {
     "model": "centerface",
     "threads": 0,
     "snapshot_interval": 10,
-    "mask_shape": "ellipse",
-    "mask_margin": 0.3,
-    "hold_seconds": 1.0,
+    "mask_shape": defaults.DEFAULT_SHAPE,
+    "mask_margin": defaults.DEFAULT_MARGIN,
+    "hold_seconds": defaults.HOLD_SECONDS,
     "topic_prefix": "faceanon",
+    "mqtt_discovery": True,
     "log_level": "info",
 }
 DEFAULT_CAMERAS = [{"name": "demo", "url": DEMO_URL, "fps": 5.0, "style": "blur"}]
@@ -88,6 +90,7 @@ OPTIONS = vol.Schema({
     vol.Optional("mask_margin", default=DEFAULTS["mask_margin"]): _float(0, 1),
     vol.Optional("hold_seconds", default=DEFAULTS["hold_seconds"]): _float(0, 10),
     vol.Optional("topic_prefix", default=DEFAULTS["topic_prefix"]): vol.Match(r"^[A-Za-z0-9_-]{1,64}$"),
+    vol.Optional("mqtt_discovery", default=DEFAULTS["mqtt_discovery"]): bool,
     vol.Optional("http_token"): str,
     vol.Optional("log_level", default=DEFAULTS["log_level"]): vol.In(list(LOG_LEVELS)),
 })
@@ -257,7 +260,7 @@ def build_config(options: dict[str, Any], service: dict[str, Any], token: str, h
             "tls": bool(service.get("ssl", False)),
             "topic_prefix": options["topic_prefix"],
             "discovery_prefix": "homeassistant",
-            "discovery": True,
+            "discovery": options["mqtt_discovery"],
             "client_id": "faceanon",
         },
         "http": {"host": "0.0.0.0", "port": http_port, "token": token, "ingress_only": True},

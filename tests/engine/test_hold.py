@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from faceanon.hold import Hold, iou_matrix
+from faceanon.detect import box_iou
+from faceanon.hold import Hold
 
 
 def random_boxes(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -41,7 +42,7 @@ def test_a_missed_face_is_still_masked_on_the_next_frame() -> None:
     out = hold.update(np.zeros((0, 4), np.float32), 10.4)  # missed at t+1
     assert len(out) == 1
     truth = face + np.array([16, 0, 16, 0], np.float32)  # where the face actually walked to
-    assert iou_matrix(out, truth)[0, 0] > 0.6
+    assert box_iou(out, truth)[0, 0] > 0.6
     # The held box covers the face entirely (it moves with the face and grows while uncertain).
     assert out[0, 0] <= truth[0, 0] + 2 and out[0, 2] >= truth[0, 2] - 2
     assert len(hold.boxes_at(10.5)) == 1

@@ -12,9 +12,8 @@ import cv2
 import numpy as np
 import pytest
 from faceanon.config import SAMPLE_CLIP, validate
-from faceanon.detect import Faces, load_detector
+from faceanon.detect import Faces, box_iou, load_detector
 from faceanon.detect.plan import DetectPlan, Scanner
-from faceanon.hold import iou_matrix
 from faceanon.pipeline import CameraFeed, CameraPipeline, Detectors, SharedDetector
 from faceanon.source import Frame
 
@@ -63,18 +62,22 @@ def is_privacy_hold(image: np.ndarray) -> bool:
 
 
 class Scripted:
-    """Fault injection around the REAL detector: `script(call_number)` says what the n-th inference does:
-    "ok" (the real answer), "miss" (no faces), "raise", or a float (sleep that long, then the real answer)."""
+    """Fault injection around the REAL detector: `script(frame_number)` says what the n-th frame's inference does:
+    "ok" (the real answer), "miss" (no faces), "raise", or a float (sleep that long, then the real answer).
+    A small frame is scanned twice (native, then enlarged: DetectPlan.min_side); both passes share one action."""
 
-    def __init__(self, script: Callable[[int], object]) -> None:
+    def __init__(self, script: Callable[[int], object], frame_width: int = 480) -> None:
         real = load_detector()
 
         class ScriptedDetector(type(real)):
             calls = 0
+            action: object = "ok"
 
             def infer(inner, image: np.ndarray, floor: float) -> Faces:
-                type(inner).calls += 1
-                action = script(type(inner).calls)
+                if image.shape[1] == frame_width:  # the native pass starts a new frame
+                    type(inner).calls += 1
+                    type(inner).action = script(type(inner).calls)
+                action = type(inner).action
                 if action == "raise":
                     raise RuntimeError("injected detector fault")
                 if action == "miss":
@@ -161,7 +164,7 @@ def assert_all_safe(pairs: list[tuple[np.ndarray, bytes]]) -> dict[str, int]:
             # pixelated 0.56 at most (measured with the masker on the detector's own boxes).
             assert correlation(raw_detail[region], out_detail[region]) < 0.75, "a raw face left the pipeline"
         if is_box_fill(out, raw_faces.boxes):
-            left = iou_matrix(raw_faces.boxes, scan.scan(out).boxes)
+            left = box_iou(raw_faces.boxes, scan.scan(out).boxes)
             assert not (left > 0.3).any(), "a face the engine can find left the pipeline"
     return kinds
 

@@ -8,9 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from faceanon.detect import load_detector
+from faceanon.detect import box_iou, load_detector
 from faceanon.detect.plan import DetectPlan, Scanner, tile_grid
-from faceanon.hold import iou_matrix
 
 SAMPLE = Path(__file__).resolve().parents[2] / "addon" / "faceanon" / "samples" / "face-demographics-walking.gif"
 
@@ -60,7 +59,7 @@ def test_tiles_find_small_faces_that_the_shrunken_pass_misses(walking_frame: np.
     tiled = Scanner(detector, DetectPlan(max_side=480, tile=640)).scan(canvas)
 
     def found(boxes: np.ndarray) -> int:
-        return int((iou_matrix(expected, boxes).max(axis=1, initial=0) >= 0.5).sum())
+        return int((box_iou(expected, boxes).max(axis=1, initial=0) >= 0.5).sum())
 
     assert found(tiled.boxes) == len(native)
     assert found(shrunk.boxes) < len(native)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from faceanon.detect.base import FaceDetector, Faces, ModelMismatch, nms
+from faceanon.detect.base import FaceDetector, Faces, ModelMismatch, box_iou, nms
 from faceanon.detect.centerface import CenterFace
 from faceanon.detect.fasterrcnn import FasterRCNN
 from faceanon.detect.manifest import DEFAULT_MODEL, Manifest, ModelError, bundled_manifests, resolve
@@ -14,7 +14,7 @@ from faceanon.detect.yunet import YuNet
 FAMILIES: dict[str, type[FaceDetector]] = {
     cls.family: cls for cls in (CenterFace, RetinaFace, FasterRCNN, YuNet, SCRFD)
 }
-DEFAULT_THRESHOLDS = {"centerface": 0.5, "retinaface": 0.6, "fasterrcnn": 0.5, "yunet": 0.6, "scrfd": 0.5}
+DEFAULT_THRESHOLDS = {"centerface": 0.5, "retinaface": 0.35, "fasterrcnn": 0.5, "yunet": 0.6, "scrfd": 0.5}
 
 
 def load_detector(model: str | None = None, family: str | None = None, provider: str = "cpu",
@@ -33,5 +33,5 @@ def load_detector(model: str | None = None, family: str | None = None, provider:
                          f"{manifest.family} ({err})") from err
 
 
-__all__ = ["DEFAULT_MODEL", "FAMILIES", "FaceDetector", "Faces", "Manifest", "ModelError", "bundled_manifests",
-           "load_detector", "nms", "resolve"]
+__all__ = ["DEFAULT_MODEL", "FAMILIES", "FaceDetector", "Faces", "Manifest", "ModelError", "box_iou",
+           "bundled_manifests", "load_detector", "nms", "resolve"]

@@ -54,6 +54,18 @@ class Faces:
         return Faces(np.concatenate([p.boxes for p in parts]), np.concatenate([p.scores for p in parts]), lms)
 
 
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of (N,4) and (M,4) x1,y1,x2,y2 boxes."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-6)
+
+
 def nms(faces: Faces, iou: float) -> Faces:
     """Greedy non-maximum suppression (OpenCV's implementation)."""
     if len(faces) < 2:
