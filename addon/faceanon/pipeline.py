@@ -223,10 +223,10 @@ class CameraPipeline:
         self.feed = CameraFeed(self.name, model=cam.get("model") or detectors.cfg.get("model", ""))
         self.feed.source = self.source
         self.feed.online_after_s = max(5.0, 3.0 / cam["detect_fps"])
-        self.style = MaskStyle(cam.get("style", "blur"), cam.get("shape", "ellipse"), cam.get("margin", 0.3))
-        self.hold = Hold(seconds=cam.get("hold_seconds", 1.0))
-        self.deadline = cam.get("deadline_ms", 2000) / 1000
-        self.detect_every = cam.get("detect_every", 1)
+        self.style = MaskStyle(cam["style"], cam["shape"], cam["margin"])
+        self.hold = Hold(seconds=cam["hold_seconds"])
+        self.deadline = cam["deadline_ms"] / 1000
+        self.detect_every = cam["detect_every"]
         self.plan = DetectPlan(max_side=cam["detect_size"], min_side=defaults.VIDEO_PLAN.min_side, tile=cam["tile"],
                                tiles_per_call=1)
         self.threshold = detectors.cfg.get("threshold")

@@ -14,8 +14,10 @@ import pytest
 from conftest import FACES_DEV, FIXTURES, ROOT, need_shared
 from faceanon.cli import main
 from faceanon.detect import ModelError, load_detector
+from faceanon.detect.base import box_iou as iou
 from faceanon.detect.manifest import MODELS_DIR
 from faceanon.detect.plan import DetectPlan, Scanner
+from faceanon.evaluate import ImageRecord, as_boxes, average_precision, recall_at, xyxy_to_xywh
 
 SAMPLE = ROOT / "addon" / "faceanon" / "samples" / "face-demographics-walking.gif"
 ONNX = MODELS_DIR / "fasterrcnn_faces_small.onnx"
@@ -42,15 +44,6 @@ def frames() -> list[np.ndarray]:
         out.append(frame)
     assert len(out) == 35
     return out
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of (N,4) and (M,4) x1,y1,x2,y2 boxes."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
 
 
 def assert_inside(boxes: np.ndarray, width: int, height: int) -> None:
@@ -119,39 +112,22 @@ def test_no_faces_on_blank_and_noise(detector):
 
 
 def test_held_out_faces_dev_accuracy(detector):
-    """faces-dev was never trained on. AP@0.5 must stay at the level the model card reports (floor set below the
-    measured figure), and every box must lie inside its image."""
+    """faces-dev was never trained on. AP@0.5 and recall must stay at the level the model card reports (floors set
+    below the measured figures), and every box must lie inside its image."""
     ann = need_shared(FACES_DEV / "annotations.json")
-    data = json.loads(ann.read_text())
-    scanner = Scanner(detector, DetectPlan(), threshold=0.05)
-    scored, n_gt = [], 0
-    for entry in data["images"]:
+    scanner = Scanner(detector, DetectPlan(min_side=640), threshold=0.05)  # the card's headline plan
+    records = []
+    for entry in json.loads(ann.read_text())["images"]:
         image = cv2.imread(str(FACES_DEV / entry["file"]))
         faces = scanner.scan(image)
         assert_inside(faces.boxes, entry["width"], entry["height"])
-        gt = np.array(entry["faces"], np.float32).reshape(-1, 4)
-        gt[:, 2:] += gt[:, :2]
-        n_gt += len(gt)
-        taken = np.zeros(len(gt), bool)
-        for i in np.argsort(-faces.scores):
-            hit = False
-            if len(gt):
-                ious = iou(faces.boxes[i:i + 1], gt)[0]
-                ious[taken] = 0
-                j = int(ious.argmax())
-                hit = bool(ious[j] >= 0.5)
-                taken[j] |= hit
-            scored.append((float(faces.scores[i]), hit))
-    scored.sort(key=lambda t: -t[0])
-    tp = np.cumsum([h for _, h in scored])
-    recall = tp / n_gt
-    precision = tp / np.arange(1, len(tp) + 1)
-    precision = np.maximum.accumulate(precision[::-1])[::-1]
-    ap = float(np.sum(np.diff(np.concatenate([[0.0], recall])) * precision))
-    assert ap >= AP_FLOOR, f"AP@0.5 on faces-dev {ap:.3f} < {AP_FLOOR}"
-
-
-AP_FLOOR = 0.0  # set from the measured figure
+        records.append(ImageRecord(gt=as_boxes(entry["faces"]), ignore=as_boxes(entry["ignore"]),
+                                   det=xyxy_to_xywh(faces.boxes), scores=faces.scores))
+    ap, n_faces = average_precision(records)
+    recall, _ = recall_at(records, detector.manifest.threshold)
+    assert n_faces == 450
+    assert ap >= 0.10, f"AP@0.5 on faces-dev {ap:.3f}: the card reports 0.144"
+    assert recall >= 0.15, f"recall on faces-dev {recall:.3f}: the card reports 0.216"
 
 
 def frame_png(frames: list[np.ndarray], tmp_path: Path) -> Path:
@@ -193,8 +169,11 @@ def test_family_mismatch_is_a_clear_error():
         load_detector(str(MODELS_DIR / "centerface.onnx"), family="fasterrcnn")
 
 
-def test_astronaut_photo(detector):
-    """A photo unlike the training clips (512x512 portrait, one large face)."""
+def test_finds_the_face_in_a_photo_unlike_its_training_clips(detector, teacher):
+    """A 512x512 NASA portrait with one large face: nothing like the clips it was trained on."""
     image = cv2.imread(str(FIXTURES / "astronaut.jpg"))
     faces = Scanner(detector, DetectPlan()).scan(image)
+    ref = Scanner(teacher, DetectPlan()).scan(image)
     assert_inside(faces.boxes, 512, 512)
+    assert len(ref) == 1 and len(faces) >= 1
+    assert iou(ref.boxes, faces.boxes).max() >= 0.4

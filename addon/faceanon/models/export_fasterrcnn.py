@@ -85,7 +85,7 @@ def verify(model, onnx_path: Path, image: np.ndarray, tol: float) -> None:
         x = to_chw(img)
         with torch.no_grad():
             ref = model([torch.from_numpy(x)])[0]
-        boxes, labels, scores = session.run(["boxes", "labels", "scores"], {"images": x})
+        boxes, _labels, scores = session.run(["boxes", "labels", "scores"], {"images": x})
         t_boxes, t_scores = ref["boxes"].numpy(), ref["scores"].numpy()
         # Compare the confident part: low-score tails may tie and be cut at a different place.
         keep_t, keep_o = t_scores >= 0.1, scores >= 0.1
