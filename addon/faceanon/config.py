@@ -132,7 +132,8 @@ CAMERA = vol.Schema({
     vol.Optional("style", default=defaults.DEFAULT_STYLE): vol.In(STYLES),
     vol.Optional("shape", default=defaults.DEFAULT_SHAPE): vol.In(SHAPES),
     vol.Optional("margin", default=defaults.DEFAULT_MARGIN): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=2.0)),
-    vol.Optional("hold_seconds", default=defaults.HOLD_SECONDS): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=30.0)),
+    vol.Optional("hold_seconds", default=defaults.HOLD_SECONDS): vol.All(vol.Coerce(float),
+                                                                        vol.Range(min=0.0, max=30.0)),
     vol.Optional("deadline_ms", default=2000): vol.All(int, vol.Range(min=50, max=60000)),
     vol.Optional("model", default=None): nullable(vol.All(str, vol.Length(min=1))),
 })
