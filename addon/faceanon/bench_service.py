@@ -86,10 +86,18 @@ class Window:
         self.wall, self.cpu = time.monotonic() - self.wall, time.process_time() - self.cpu
 
 
-async def measure_pipeline(clip: Path, cameras: int, fps: float, seconds: float, model: str | None) -> Row:
+def service_config(clip: Path, cameras: int, fps: float, model: str | None, detect_size: int | None) -> dict:
+    """`cameras` cameras on the clip, with the service's defaults unless the bench was told otherwise."""
+    extra = {} if detect_size is None else {"detect_size": detect_size}
+    return validate({"cameras": [{"name": f"cam{i}", "url": str(clip), "detect_fps": fps, **extra}
+                                 for i in range(cameras)],
+                     "detector": {} if model is None else {"model": model}})
+
+
+async def measure_pipeline(clip: Path, cameras: int, fps: float, seconds: float, model: str | None,
+                           detect_size: int | None) -> Row:
     rss_start = rss_mb()
-    cfg = validate({"cameras": [{"name": f"cam{i}", "url": str(clip), "detect_fps": fps} for i in range(cameras)],
-                    "detector": {"model": model or "centerface"}})
+    cfg = service_config(clip, cameras, fps, model, detect_size)
     detectors = Detectors(cfg["detector"])
     pipelines = [CameraPipeline(cam, detectors) for cam in cfg["cameras"]]
     tasks = [asyncio.create_task(p.run()) for p in pipelines]
@@ -186,10 +194,10 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-async def soak(clip: Path, cameras: int, fps: float, minutes: float, model: str | None) -> None:
+async def soak(clip: Path, cameras: int, fps: float, minutes: float, model: str | None,
+               detect_size: int | None) -> None:
     """Run `cameras` pipelines for `minutes`, printing RSS every 30 s: memory must stay flat."""
-    cfg = validate({"cameras": [{"name": f"cam{i}", "url": str(clip), "detect_fps": fps} for i in range(cameras)],
-                    "detector": {"model": model or "centerface"}})
+    cfg = service_config(clip, cameras, fps, model, detect_size)
     detectors = Detectors(cfg["detector"])
     pipelines = [CameraPipeline(cam, detectors) for cam in cfg["cameras"]]
     tasks = [asyncio.create_task(p.run()) for p in pipelines]
@@ -215,7 +223,7 @@ async def soak(clip: Path, cameras: int, fps: float, minutes: float, model: str 
 
 
 async def _run(cameras: list[int], fps: float, seconds: float, size: tuple[int, int], minutes: float,
-               clip_path: Path | None, model: str | None) -> list[Row]:
+               clip_path: Path | None, model: str | None, detect_size: int | None) -> list[Row]:
     rows: list[Row] = []
     with bench_clip(size, clip_path) as clip:
         cap = cv2.VideoCapture(str(clip))
@@ -225,19 +233,19 @@ async def _run(cameras: list[int], fps: float, seconds: float, size: tuple[int, 
             raise SystemExit(f"faceanon bench service: cannot read {clip}")
         for n in cameras:
             rows.append(await measure_baseline(clip, n, fps, seconds))
-            rows.append(await measure_pipeline(clip, n, fps, seconds, model))
+            rows.append(await measure_pipeline(clip, n, fps, seconds, model, detect_size))
         print_table(rows, fps, size)
         if minutes > 0:
-            await soak(clip, max(cameras), fps, minutes, model)
+            await soak(clip, max(cameras), fps, minutes, model, detect_size)
     return rows
 
 
 def run(cameras: list[int] | None = None, fps: float = 5.0, seconds: float = 20.0,
         size: tuple[int, int] = (1280, 720), minutes: float = 0.0, clip: str | Path | None = None,
-        model: str | None = None) -> list[Row]:
+        model: str | None = None, detect_size: int | None = None) -> list[Row]:
     """Measure and print the table; returns the rows."""
     return asyncio.run(_run(cameras or [1, 2, 4], fps, seconds, size, minutes,
-                            Path(clip) if clip else None, model))
+                            Path(clip) if clip else None, model, detect_size))
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -267,10 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=0.0,
                         help="then soak the largest camera count this long, sampling RSS (e.g. 10)")
     parser.add_argument("--clip", help="video to use (default: the bundled sample clip, scaled with ffmpeg)")
-    parser.add_argument("--model", help="detector model (default centerface)")
+    parser.add_argument("--model", help="detector model (default: the service's)")
+    parser.add_argument("--detect-size", type=int, help="cameras' detect_size (default: the service's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")
-    run(args.cameras, args.fps, args.seconds, args.size, args.minutes, args.clip, args.model)
+    run(args.cameras, args.fps, args.seconds, args.size, args.minutes, args.clip, args.model, args.detect_size)
     return 0
 
 

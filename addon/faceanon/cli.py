@@ -18,7 +18,6 @@ from pathlib import Path
 
 from faceanon import defaults
 from faceanon.detect import FAMILIES, ModelError, bundled_manifests, load_detector
-from faceanon.detect.manifest import DEFAULT_MODEL
 from faceanon.detect.plan import DetectPlan, Scanner
 from faceanon.mask import SHAPES, STYLES, MaskStyle, apply_masks
 from faceanon.media import (
@@ -52,10 +51,10 @@ def progress(iterable=None, **kw):
 
 # ---- options ------------------------------------------------------------------------------------------------------
 
-def add_detector_options(p: argparse.ArgumentParser, base: DetectPlan) -> None:
+def add_detector_options(p: argparse.ArgumentParser, base: DetectPlan, model: str = defaults.IMAGE_MODEL) -> None:
     g = p.add_argument_group("detector")
-    g.add_argument("--model", default=defaults.DEFAULT_MODEL, metavar="NAME|FILE",
-                   help=f"bundled model name (see `faceanon models`; default {DEFAULT_MODEL}), an .onnx file "
+    g.add_argument("--model", default=model, metavar="NAME|FILE",
+                   help=f"bundled model name (see `faceanon models`; default {model}), an .onnx file "
                         "(with --family) or a model manifest .json")
     g.add_argument("--family", choices=sorted(FAMILIES), help="decoder family of an .onnx file")
     g.add_argument("--threshold", type=float, metavar="T", help="detection score threshold (default: the model's)")
@@ -324,12 +323,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     rows = [("", "name", "family", "size", "threshold", "license", "origin")]
     for m in manifests.values():
         size = f"{m.file.stat().st_size / 1e6:.1f} MB" if m.file.is_file() else "missing"
-        rows.append(("*" if m.name == DEFAULT_MODEL else "", m.name, m.family, size, f"{m.threshold:g}",
+        mark = "".join(sign for sign, default in (("*", defaults.IMAGE_MODEL), ("+", defaults.VIDEO_MODEL))
+                       if m.name == default)
+        rows.append((mark, m.name, m.family, size, f"{m.threshold:g}",
                      m.license, short_origin(m.origin)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-    print("* default model")
+    print(f"* default for images ({defaults.IMAGE_MODEL})   + default for video and live cameras "
+          f"({defaults.VIDEO_MODEL})")
     short = {v: k for k, v in PROVIDERS.items()}
     available = [short.get(p, p) for p in ort.get_available_providers()]
     print(f"execution providers available: {', '.join(available)} (in use unless --provider says otherwise: cpu)")
@@ -488,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hold", type=float, default=defaults.HOLD_SECONDS, metavar="SECONDS",
                    help=f"keep a mask this long after its face was last seen (default {defaults.HOLD_SECONDS})")
     add_mask_options(p)
-    add_detector_options(p, defaults.VIDEO_PLAN)
+    add_detector_options(p, defaults.VIDEO_PLAN, defaults.VIDEO_MODEL)
     p.set_defaults(func=cmd_video)
 
     p = sub.add_parser("detect", help="detect faces and write their boxes to JSON",

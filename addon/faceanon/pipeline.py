@@ -227,7 +227,7 @@ class CameraPipeline:
         self.hold = Hold(seconds=cam["hold_seconds"])
         self.deadline = cam["deadline_ms"] / 1000
         self.detect_every = cam["detect_every"]
-        self.plan = DetectPlan(max_side=cam["detect_size"], min_side=defaults.VIDEO_PLAN.min_side, tile=cam["tile"],
+        self.plan = DetectPlan(max_side=cam["detect_size"], min_side=defaults.STREAM_PLAN.min_side, tile=cam["tile"],
                                tiles_per_call=1)
         self.threshold = detectors.cfg.get("threshold")
         self.shared: SharedDetector | None = None

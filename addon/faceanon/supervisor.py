@@ -48,7 +48,7 @@ LOG_LEVELS = {"trace": "debug", "debug": "debug", "info": "info", "notice": "inf
 
 # Defaults: the same values as `options` in config.yaml (tests/addon checks they agree).
 DEFAULTS: dict[str, Any] = {
-    "model": "centerface",
+    "model": defaults.STREAM_MODEL,
     "threads": 0,
     "snapshot_interval": 10,
     "mask_shape": defaults.DEFAULT_SHAPE,
