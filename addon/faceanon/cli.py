@@ -21,6 +21,7 @@ from faceanon.detect import FAMILIES, ModelError, bundled_manifests, load_detect
 from faceanon.detect.plan import DetectPlan, Scanner
 from faceanon.mask import SHAPES, STYLES, MaskStyle, apply_masks
 from faceanon.media import (
+    Inputs,
     MediaError,
     VideoReader,
     VideoWriter,
@@ -121,16 +122,22 @@ def build_scanner(args: argparse.Namespace, base: DetectPlan, floor: float | Non
 
 # ---- image --------------------------------------------------------------------------------------------------------
 
-def cmd_image(args: argparse.Namespace) -> int:
-    out_dir = Path(args.output)
-    inputs = find_images(args.paths, exclude=out_dir)
+def reported_images(paths: list[str], exclude: Path | None = None) -> Inputs:
+    """find_images, with a note for every skipped file and a line for every unusable input."""
+    inputs = find_images(paths, exclude=exclude)
     for skipped in inputs.skipped:
         say(f"note: {skipped}: skipped, not an image")
     for err in inputs.errors:
         say(err.line())
+    if not inputs.jobs and not inputs.errors:
+        say("nothing to do: no images among the inputs")
+    return inputs
+
+
+def cmd_image(args: argparse.Namespace) -> int:
+    out_dir = Path(args.output)
+    inputs = reported_images(args.paths, exclude=out_dir)
     if not inputs.jobs:
-        if not inputs.errors:
-            say("nothing to do: no images among the inputs")
         return EXIT_FAILED
     try:
         ensure_writable_dir(out_dir)
@@ -252,14 +259,8 @@ def faces_json(doc: dict) -> str:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    inputs = find_images(args.paths)
-    for skipped in inputs.skipped:
-        say(f"note: {skipped}: skipped, not an image")
-    for err in inputs.errors:
-        say(err.line())
+    inputs = reported_images(args.paths)
     if not inputs.jobs:
-        if not inputs.errors:
-            say("nothing to do: no images among the inputs")
         return EXIT_FAILED
     try:
         if args.json != "-":  # find out now, not after minutes of detection
