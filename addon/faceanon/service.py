@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import sys
+import threading
 from importlib.metadata import PackageNotFoundError, version
 
 import cv2
@@ -41,13 +42,35 @@ def setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-async def start_embedded_broker(host: str, port: int):
-    from amqtt.broker import Broker
+class EmbeddedBroker:
+    """amqtt on its own event loop in a daemon thread, so the service's loop never waits on the broker (nor the
+    broker on a busy service loop), and a broker that hangs on shutdown cannot keep the process alive."""
 
-    broker = Broker({"listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
-                     "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}})
-    await broker.start()
-    return broker
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self._loop = asyncio.new_event_loop()
+        self._broker = None
+        self._thread = threading.Thread(target=self._loop.run_forever, name="mqtt-broker", daemon=True)
+
+    def start(self, timeout: float = 15.0) -> None:
+        """Listen on host:port; raise (with the reason) when it cannot."""
+        from amqtt.broker import Broker
+
+        async def run() -> None:  # built on its own loop: amqtt binds its queues and tasks to the running loop
+            self._broker = Broker({"listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+                                   "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
+                                               {"allow_anonymous": True}}})
+            await self._broker.start()
+
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._broker is not None:
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop).result(timeout)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout)
 
 
 def mqtt_defaults(host: str, port: int) -> dict:
@@ -76,8 +99,10 @@ class Service:
     async def start(self) -> None:
         if self.mqtt_cfg is None:
             host = EMBEDDED_BROKER["host"]
+            broker = EmbeddedBroker(host, self.broker_port)
             try:
-                self.broker = await start_embedded_broker(host, self.broker_port)
+                await asyncio.to_thread(broker.start)
+                self.broker = broker
                 log.info("embedded MQTT broker listening on %s:%d (no mqtt section in the config)", host,
                          self.broker_port)
             except Exception as err:  # e.g. the port is taken by a broker that already runs here
@@ -149,8 +174,7 @@ class Service:
                 await task
         await asyncio.gather(*(p.stop() for p in self.pipelines), return_exceptions=True)
         if self.broker is not None:
-            with contextlib.suppress(Exception):
-                await self.broker.shutdown()
+            await asyncio.to_thread(self.broker.stop)
         log.info("stopped")
 
 

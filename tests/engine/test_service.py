@@ -107,11 +107,11 @@ async def test_no_mqtt_section_starts_the_embedded_broker() -> None:
     sub = None
     try:
         assert service.broker is not None and service.mqtt_cfg["port"] == port
-        wait_port(port, 5)
+        wait_port(port, 15)
         sub = Retained(port, "faceanon/#")
-        await service.feeds[0].wait_frame(0, 10)
+        await service.feeds[0].wait_frame(0, 30)
         if service.publishers:
-            await eventually(lambda: sub.get("faceanon/demo/snapshot") is not None, 10, "a snapshot via amqtt")
+            await eventually(lambda: sub.get("faceanon/demo/snapshot") is not None, 30, "a snapshot via amqtt")
     finally:
         if sub:
             sub.close()
