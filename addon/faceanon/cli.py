@@ -335,7 +335,7 @@ def cmd_models(args: argparse.Namespace) -> int:
           f"({defaults.VIDEO_MODEL})")
     short = {v: k for k, v in PROVIDERS.items()}
     available = [short.get(p, p) for p in ort.get_available_providers()]
-    print(f"execution providers available: {', '.join(available)} (in use unless --provider says otherwise: cpu)")
+    print(f"execution providers available: {', '.join(available)}; --provider picks one (default cpu)")
     return 0
 
 
