@@ -63,9 +63,6 @@ class Hold:
         return np.array([self._predict(t, now) for t in self.tracks if now - t.last_seen <= self.seconds],
                         np.float32).reshape(-1, 4)
 
-    def reset(self) -> None:
-        self.tracks = []
-
     def _follow(self, track: Track, box: np.ndarray, now: float) -> None:
         dt = now - track.last_seen
         if dt > 0:
