@@ -17,7 +17,7 @@ from faceanon import defaults
 from faceanon.mask import SHAPES, STYLES
 
 SAMPLE_CLIP = Path(__file__).resolve().parent / "samples" / "face-demographics-walking.gif"
-CAMERA_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+CAMERA_NAME = re.compile(r"[a-z0-9_]{1,64}\Z")  # the one rule for names in topics, URLs and the add-on
 URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "frigate://")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 

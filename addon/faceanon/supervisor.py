@@ -33,6 +33,7 @@ import yaml
 
 import faceanon
 from faceanon import defaults
+from faceanon.config import CAMERA_NAME
 
 log = logging.getLogger("faceanon.supervisor")
 
@@ -40,7 +41,6 @@ INGRESS_PORT = 8099  # must equal ingress_port in addon/config.yaml (checked by 
 DISCOVERY_SERVICE = "faceanon"  # listed under `discovery` in config.yaml; the HA integration's async_step_hassio
 DEMO_URL = "demo"  # camera url that plays the bundled sample clip, so a fresh install shows something at once
 DEMO_CLIP = Path(faceanon.__file__).parent / "samples" / "face-demographics-walking.gif"
-CAMERA_NAME = r"^[a-z0-9_]{1,64}$"
 
 # The Supervisor's log levels (the convention of every app) onto Python's.
 LOG_LEVELS = {"trace": "debug", "debug": "debug", "info": "info", "notice": "info", "warning": "warning",

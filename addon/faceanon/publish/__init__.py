@@ -3,10 +3,10 @@ and so only ever see `latest_jpeg`, which the pipeline sets from a masked or a s
 
 from __future__ import annotations
 
-import re
 from typing import Any, Protocol, runtime_checkable
 
-CAMERA_NAME = re.compile(r"[a-z0-9_]{1,64}")
+from faceanon.config import CAMERA_NAME
+
 DEFAULT_SNAPSHOT_INTERVAL = 10.0
 
 
@@ -31,7 +31,7 @@ def json_default(value: Any) -> Any:
 
 
 def valid_camera_name(name: str) -> bool:
-    return CAMERA_NAME.fullmatch(name) is not None
+    return CAMERA_NAME.match(name) is not None
 
 
 def snapshot_interval(feed: CameraFeed) -> float:
