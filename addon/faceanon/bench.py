@@ -38,6 +38,7 @@ def add_bench_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=30.0, metavar="S",
                    help="rough time budget, split between the stage and the model measurements (default 30)")
     p.add_argument("--models", metavar="A,B,C", help="models for the detector comparison (default: every bundled)")
+    p.add_argument("--plans", metavar="A,B,C", help="named plans to time (default: every named plan)")
     p.add_argument("--sizes", default=",".join(f"{w}x{h}" for w, h in SIZES), metavar="WxH,...",
                    help="frame sizes (default 640x360,1280x720,1920x1080)")
     p.add_argument("--model", default=defaults.VIDEO_MODEL, metavar="NAME",
@@ -169,47 +170,71 @@ def measure_stages(clips: dict[tuple[int, int], Path], scanner_for, budget_s: fl
     return out
 
 
-def measure_models(names: list[str], frames: dict[tuple[int, int], np.ndarray], provider: str,
-                   threads: int | None, budget_s: float) -> dict:
-    """Each detector's own inference at native resolution per size, models and sizes interleaved."""
+def measure_lookers(lookers: dict[str, object], frames: dict[tuple[int, int], np.ndarray], budget_s: float) -> dict:
+    """Median ms of each looker (a detector's own inference, or a whole plan) per frame size; lookers and sizes
+    interleaved in rounds, who goes first rotating, until the budget is spent (at least two rounds)."""
+    for look in lookers.values():  # warm-up per shape
+        for frame in frames.values():
+            look(frame)
+    samples = {(n, s): [] for n in lookers for s in frames}
+    deadline = time.monotonic() + budget_s
+    rounds = 0
+    while lookers and (rounds < 2 or time.monotonic() < deadline):
+        order = list(lookers)
+        order = order[rounds % len(order):] + order[:rounds % len(order)]
+        for size, frame in frames.items():
+            for name in order:
+                # A camera keeps its size; onnxruntime re-plans its buffers when the input shape changes, so the
+                # first call after a switch is not timed.
+                lookers[name](frame)
+                for _ in range(ROUND_FRAMES):
+                    t0 = time.perf_counter()
+                    lookers[name](frame)
+                    samples[(name, size)].append(time.perf_counter() - t0)
+        rounds += 1
+    return {name: {**{f"{w}x{h}": median_ms(samples[(name, (w, h))]) for (w, h) in frames}, "runs": rounds}
+            for name in lookers}
+
+
+def model_lookers(names: list[str], provider: str, threads: int | None, out: dict) -> dict:
+    """Each model's own inference at the frame's native size; a model that cannot load goes into `out` as an error."""
     from faceanon.detect import ModelError, load_detector
 
-    detectors, out = {}, {}
+    lookers = {}
     for name in names:
         try:
-            detectors[name] = load_detector(name, None, provider, threads)
+            det = load_detector(name, None, provider, threads)
         except ModelError as err:
             say(str(err))
             out[name] = {"error": str(err)}
-    for det in detectors.values():  # warm-up per shape
-        for frame in frames.values():
-            det.infer(frame, det.manifest.threshold)
-    samples = {(n, s): [] for n in detectors for s in frames}
-    deadline = time.monotonic() + budget_s
-    rounds = 0
-    while detectors and (rounds < 2 or time.monotonic() < deadline):
-        order = list(detectors)
-        order = order[rounds % len(order):] + order[:rounds % len(order)]  # rotate who goes first
-        for size, frame in frames.items():
-            for name in order:
-                det = detectors[name]
-                # A camera keeps its size; onnxruntime re-plans its buffers when the input shape changes, so the
-                # first call after a switch is not timed.
-                det.infer(frame, det.manifest.threshold)
-                for _ in range(ROUND_FRAMES):
-                    t0 = time.perf_counter()
-                    det.infer(frame, det.manifest.threshold)
-                    samples[(name, size)].append(time.perf_counter() - t0)
-        rounds += 1
-    for name in detectors:
-        out[name] = {f"{w}x{h}": median_ms(samples[(name, (w, h))]) for (w, h) in frames}
-        out[name]["runs"] = rounds
-    return out
+            continue
+        lookers[name] = (lambda d: lambda frame: d.infer(frame, d.manifest.threshold))(det)
+    return lookers
+
+
+def plan_lookers(names: list[str], provider: str, threads: int | None, out: dict) -> dict:
+    """Each named plan's whole scan (every pass, the merge) with the plan's own models."""
+    from faceanon.detect import ModelError, load_models
+    from faceanon.detect.plan import Scanner
+    from faceanon.detect.plans import resolve_plan
+
+    lookers = {}
+    for name in names:
+        plan = resolve_plan(name)
+        try:
+            scanner = Scanner(load_models(plan.models, None, provider, threads), plan)
+        except ModelError as err:
+            say(str(err))
+            out[name] = {"error": str(err)}
+            continue
+        lookers[name] = scanner.scan
+    return lookers
 
 
 def run_bench(args: argparse.Namespace) -> int:
     from faceanon.detect import ModelError, bundled_manifests, load_detector
     from faceanon.detect.plan import Scanner
+    from faceanon.detect.plans import PLANS, resolve_plan
 
     try:
         sizes = parse_sizes(args.sizes)
@@ -225,6 +250,11 @@ def run_bench(args: argparse.Namespace) -> int:
         say(f"{clip}: no frame could be decoded (missing, corrupt or not a video)")
         return 1
     names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else list(bundled_manifests())
+    plan_names = [n.strip() for n in args.plans.split(",") if n.strip()] if args.plans else list(PLANS)
+    unknown = [n for n in plan_names if n not in PLANS]
+    if unknown:
+        say(f"--plans: unknown plan {unknown[0]!r} (named plans: {', '.join(PLANS)})")
+        return 2
     try:
         detector = load_detector(args.model, None, args.provider, args.threads)
     except ModelError as err:
@@ -237,9 +267,15 @@ def run_bench(args: argparse.Namespace) -> int:
         clips, codec = {}, ""
         for size in sizes:
             clips[size], codec = encode_clip(frames, size, Path(tmp))
-        stages = measure_stages(clips, lambda: Scanner(detector, defaults.VIDEO_PLAN), args.seconds * 0.6)
+        stages = measure_stages(clips, lambda: Scanner(detector, resolve_plan(defaults.VIDEO_PLAN)),
+                                args.seconds * 0.5)
     still = {size: cv2.resize(frames[len(frames) // 2], size, interpolation=cv2.INTER_AREA) for size in sizes}
-    models = measure_models(names, still, args.provider, args.threads, args.seconds * 0.4)
+    models: dict = {}
+    models.update(measure_lookers(model_lookers(names, args.provider, args.threads, models), still,
+                                  args.seconds * 0.2))
+    plans: dict = {}
+    plans.update(measure_lookers(plan_lookers(plan_names, args.provider, args.threads, plans), still,
+                                 args.seconds * 0.3))
 
     print(f"\nper-stage median ms per frame (decode = {codec}; baseline = decode + JPEG encode, the ceiling)")
     head = f"{'size':>10} {'frames':>6} " + "".join(f"{s:>8}" for s in STAGES)
@@ -249,22 +285,30 @@ def run_bench(args: argparse.Namespace) -> int:
         print(f"{size:>10} {r['frames']:>6} " + "".join(f"{p[s]:8.1f}" for s in STAGES)
               + f"{p['total']:8.1f}{r['pipeline_fps']:8.1f}{r['baseline_ms']['total']:9.1f}"
               f"{r['baseline_fps']:9.1f}{100 * r['ratio']:10.0f}%")
-    print("\ndetector inference alone at native size, median ms (models interleaved)")
     labels = [f"{w}x{h}" for w, h in sizes]
-    width = max([5, *map(len, models)])
-    print(f"{'model':<{width}}" + "".join(f"{s:>11}" for s in labels) + f"{'runs':>6}")
-    for name, r in models.items():
-        if "error" in r:
-            print(f"{name:<{width}}  error: {r['error']}")
-            continue
-        print(f"{name:<{width}}" + "".join(f"{r[s]:11.1f}" for s in labels) + f"{r['runs']:>6}")
+    print_table("detector inference alone at native size, median ms (models interleaved)", "model", models, labels)
+    print_table("each named plan's whole scan (every pass and the merge), median ms per frame (plans interleaved)",
+                "plan", plans, labels, {n: resolve_plan(n).describe() for n in plans})
     if args.json:
         from faceanon.media import MediaError, write_atomic
 
-        doc = {"clip": str(clip), "codec": codec, "model": detector.manifest.name, "stages": stages, "models": models}
+        doc = {"clip": str(clip), "codec": codec, "model": detector.manifest.name, "stages": stages, "models": models,
+               "plans": plans}
         try:
             write_atomic(Path(args.json), (json.dumps(doc, indent=1) + "\n").encode())
         except MediaError as err:
             say(err.line())
             return 2
-    return 1 if any("error" in r for r in models.values()) else 0
+    return 1 if any("error" in r for r in (*models.values(), *plans.values())) else 0
+
+
+def print_table(title: str, kind: str, rows: dict, labels: list[str], notes: dict[str, str] | None = None) -> None:
+    print(f"\n{title}")
+    width = max([5, *map(len, rows)])
+    print(f"{kind:<{width}}" + "".join(f"{s:>11}" for s in labels) + f"{'runs':>6}")
+    for name, r in rows.items():
+        if "error" in r:
+            print(f"{name:<{width}}  error: {r['error']}")
+            continue
+        note = f"  {notes[name]}" if notes and name in notes else ""
+        print(f"{name:<{width}}" + "".join(f"{r[s]:11.1f}" for s in labels) + f"{r['runs']:>6}{note}")

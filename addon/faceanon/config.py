@@ -126,7 +126,7 @@ CAMERA = vol.Schema({
     vol.Optional("enabled", default=True): bool,
     vol.Optional("detect_fps", default=5.0): vol.All(vol.Coerce(float), vol.Range(min=0.1, max=60)),
     vol.Optional("detect_every", default=defaults.DETECT_EVERY): vol.All(int, vol.Range(min=1, max=30)),
-    vol.Optional("detect_size", default=defaults.STREAM_PLAN.max_side): zero_or(128, 4096),
+    vol.Optional("detect_size", default=defaults.STREAM_DETECT_SIZE): zero_or(128, 4096),
     vol.Optional("tile", default=0): zero_or(128, 2048),
     vol.Optional("snapshot_interval", default=10.0): vol.All(vol.Coerce(float), vol.Range(min=0.5, max=86400)),
     vol.Optional("style", default=defaults.DEFAULT_STYLE): vol.In(STYLES),

@@ -1,23 +1,16 @@
-"""Detection and privacy metrics against ground-truth face boxes. Pure functions on arrays; `faceanon eval` runs the
-detector and the masker and feeds them here.
+"""Detection metrics against ground-truth face boxes: AP and recall per face size. Pure functions on arrays;
+`faceanon eval` runs the detector and feeds them here. The privacy figure (the team's leak rule) is in
+`faceanon.leak`.
 
 Rules (documented in `faceanon eval --help` too):
-- Boxes are [x, y, w, h] in pixels. A face's size is the SHORTER side of its ground-truth box, in buckets
-  <10, 10-24, 25-49, 50-99, >=100 px.
+- Boxes are [x, y, w, h] in pixels. A face's size is the SHORTER side of its ground-truth box, in the leak rule's
+  buckets <10, 10-24, 24-64, >=64 px.
 - AP@0.5: VOC all-point interpolated average precision. Per image, detections are taken best score first; each takes
   the unmatched ground-truth face with the highest IoU >= 0.5 (a true positive). A detection that only overlaps an
   ignored box (IoU >= 0.5 with it, or half its own area inside an `ignore` region) is dropped, neither true nor false.
   Per size bucket (as COCO does with areas), faces outside the bucket become ignored boxes and an unmatched
   detection whose own size is outside the bucket is dropped.
 - Recall at a threshold: the share of faces matched (IoU >= 0.5) by detections scoring at least the threshold.
-- Privacy: on the masked frame (the array that gets encoded), a pixel is "masked" when it differs from the original
-  in any channel (blur, pixelate) or was changed to the fill colour (fill; pixels that already held the fill colour
-  are left out of the count). A face counts as masked when at least `masked_share` (default 60 %) of its
-  ground-truth box pixels are masked. `unmasked` is the share of faces of at
-  least 10 px (shorter side) that are not. With blur/pixelate a pixel that keeps its value by chance counts as
-  unmasked, so the figure errs on the side of reporting a leak.
-- Over-masking: `overmask_share` is the share of masked pixels that lie outside every ground-truth (and ignore) box;
-  `background_masked` is the share of the pixels outside every such box that were masked.
 """
 
 from __future__ import annotations
@@ -29,9 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from faceanon.detect import box_iou
+from faceanon.leak import BUCKETS
 
-BUCKETS: tuple[tuple[str, float, float], ...] = (
-    ("<10", 0, 10), ("10-24", 10, 25), ("25-49", 25, 50), ("50-99", 50, 100), (">=100", 100, math.inf))
 ALL = ("all", 0, math.inf)
 
 
@@ -154,89 +146,6 @@ def recall_at(records: Sequence[ImageRecord], threshold: float, iou_thr: float =
         hit += int(is_tp.sum())
         total += n
     return (hit / total if total else math.nan), total
-
-
-def masked_pixels(original: np.ndarray, masked: np.ndarray, fill_color: tuple[int, int, int] | None = None
-                  ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(masked, known): HxW bools. blur/pixelate: masked = changed by the masker, known = None (every pixel counts).
-    fill: masked = changed to the fill colour; pixels that already held the fill colour cannot tell whether the mask
-    covered them, so `known` leaves them out of the shares."""
-    if original.shape != masked.shape:
-        raise ValueError(f"image shapes differ: {original.shape} vs {masked.shape}")
-    if fill_color is None:
-        return np.any(original != masked, axis=-1), None
-    colour = np.asarray(fill_color, masked.dtype)
-    already = np.all(original == colour, axis=-1)
-    return np.all(masked == colour, axis=-1) & ~already, ~already
-
-
-def box_slices(box: np.ndarray, width: int, height: int) -> tuple[slice, slice] | None:
-    x, y, w, h = (float(v) for v in box)
-    x1, y1 = max(0, math.floor(x)), max(0, math.floor(y))
-    x2, y2 = min(width, math.ceil(x + w)), min(height, math.ceil(y + h))
-    if x2 <= x1 or y2 <= y1:
-        return None
-    return slice(y1, y2), slice(x1, x2)
-
-
-def face_masked_shares(changed: np.ndarray, gt: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
-    """For each ground-truth box, the share of its (known) pixels that were masked; 1.0 when none is known (a box
-    that was all fill colour already shows nothing to hide)."""
-    h, w = changed.shape
-    out = np.zeros(len(as_boxes(gt)))
-    for i, box in enumerate(as_boxes(gt)):
-        sl = box_slices(box, w, h)
-        if sl is None:
-            continue
-        if known is None:
-            out[i] = changed[sl].mean()
-        else:
-            n = int(known[sl].sum())
-            out[i] = changed[sl].sum() / n if n else 1.0
-    return out
-
-
-@dataclass
-class PrivacyTally:
-    """Running totals of the privacy and over-masking figures across images."""
-
-    faces: int = 0  # faces of at least min_face px
-    unmasked: int = 0
-    masked_px: int = 0
-    masked_outside_px: int = 0
-    outside_px: int = 0
-
-    def add(self, changed: np.ndarray, gt: np.ndarray, ignore: np.ndarray, min_face: float = 10,
-            masked_share: float = 0.6, known: np.ndarray | None = None) -> list[int]:
-        """Add one image; return the indices of its faces (>= min_face) that were left unmasked."""
-        gt = as_boxes(gt)
-        shares = face_masked_shares(changed, gt, known)
-        big = short_side(gt) >= min_face
-        missed = np.flatnonzero(big & (shares < masked_share))
-        self.faces += int(big.sum())
-        self.unmasked += len(missed)
-        h, w = changed.shape
-        faces = np.zeros_like(changed)
-        for box in np.concatenate([gt, as_boxes(ignore)]):
-            sl = box_slices(box, w, h)
-            if sl:
-                faces[sl] = True
-        self.masked_px += int(changed.sum())
-        self.masked_outside_px += int((changed & ~faces).sum())
-        self.outside_px += int((~faces).sum())
-        return [int(i) for i in missed]
-
-    @property
-    def unmasked_share(self) -> float:
-        return self.unmasked / self.faces if self.faces else math.nan
-
-    @property
-    def overmask_share(self) -> float:
-        return self.masked_outside_px / self.masked_px if self.masked_px else 0.0
-
-    @property
-    def background_masked(self) -> float:
-        return self.masked_outside_px / self.outside_px if self.outside_px else 0.0
 
 
 def detection_report(records: Sequence[ImageRecord], threshold: float, iou_thr: float = 0.5) -> dict:

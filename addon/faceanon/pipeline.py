@@ -22,9 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from faceanon import defaults
 from faceanon.detect import FaceDetector, Faces, load_detector
-from faceanon.detect.plan import DetectPlan, Scanner
+from faceanon.detect.plan import DetectPlan, Pass, Scanner
 from faceanon.hold import Hold
 from faceanon.mask import MaskStyle, apply_masks
 from faceanon.source import Frame, Source, open_source
@@ -227,8 +226,10 @@ class CameraPipeline:
         self.hold = Hold(seconds=cam["hold_seconds"])
         self.deadline = cam["deadline_ms"] / 1000
         self.detect_every = cam["detect_every"]
-        self.plan = DetectPlan(max_side=cam["detect_size"], min_side=defaults.STREAM_PLAN.min_side, tile=cam["tile"],
-                               tiles_per_call=1)
+        passes = [Pass(1.0, max_side=cam["detect_size"]), Pass(1.0, min_side=640)]
+        if cam["tile"]:
+            passes.append(Pass(1.0, tile=cam["tile"]))
+        self.plan = DetectPlan(tuple(passes), tiles_per_call=1)
         self.threshold = detectors.cfg.get("threshold")
         self.shared: SharedDetector | None = None
         self.scanner: Scanner | None = None

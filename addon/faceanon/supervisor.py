@@ -58,7 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "mqtt_discovery": True,
     "log_level": "info",
 }
-DEFAULT_CAMERAS = [{"name": "demo", "url": DEMO_URL, "fps": 5.0, "style": "blur"}]
+DEFAULT_CAMERAS = [{"name": "demo", "url": DEMO_URL, "fps": 5.0, "style": "fill"}]
 
 
 def _int(lo: int, hi: int) -> vol.All:

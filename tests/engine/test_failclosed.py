@@ -49,7 +49,7 @@ async def test_detector_raising_fails_closed_and_recovers(caplog: pytest.LogCapt
     scripted = Scripted(lambda n: "raise" if 3 <= n <= 6 else "ok")
     p = Timeline(camera(**STRICT), ScriptedDetectors(scripted))
     await run_for(p, 15, until=lambda: recovered(p))
-    kinds = assert_all_safe(p.pairs)
+    kinds = assert_all_safe(p.pairs, p.style)
     assert kinds["hold"] >= 4 and kinds["masked"] >= 5
     assert p.feed.status()["fail_closed_frames"] == kinds["hold"]
     assert p.degraded[-1] is False and not p.feed.status()["privacy_degraded"]
@@ -67,7 +67,7 @@ async def test_detector_stalling_past_the_deadline_fails_closed_and_recovers() -
     scripted = Scripted(lambda n: 1.5 if n in (3, 4) else "ok")
     p = Timeline(camera(deadline_ms=300, **STRICT), ScriptedDetectors(scripted))
     await run_for(p, 20, until=lambda: recovered(p))
-    kinds = assert_all_safe(p.pairs)
+    kinds = assert_all_safe(p.pairs, p.style)
     assert kinds["hold"] >= 5  # 2 stalls of 1.5 s at 5 fps
     assert kinds["masked"] >= 5 and p.degraded[-1] is False
 
@@ -79,7 +79,7 @@ async def test_a_stall_before_any_good_frame_gives_the_black_hold_frame() -> Non
     out = decode(p.pairs[0][1])
     assert is_privacy_hold(out)
     assert np.median(out) == 0  # black: there was no anonymized frame to show
-    assert assert_all_safe(p.pairs)["masked"] >= 3
+    assert assert_all_safe(p.pairs, p.style)["masked"] >= 3
 
 
 async def test_model_that_cannot_load_holds_privacy_and_retries(tmp_path: Path,
@@ -89,7 +89,7 @@ async def test_model_that_cannot_load_holds_privacy_and_retries(tmp_path: Path,
     p.load_retry = (0.5, 1.0)
     await run_for(p, 15, until=lambda: recovered(p))
     assert p.feed.seq > len(p.pairs)  # the hold frame went out at once, before any source frame
-    kinds = assert_all_safe(p.pairs)
+    kinds = assert_all_safe(p.pairs, p.style)
     assert kinds["hold"] >= 2 and kinds["masked"] >= 3
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors[0].startswith("demo: detector unavailable, output held as privacy frames (")
@@ -103,7 +103,7 @@ async def test_a_broken_model_file_never_shows_the_camera(tmp_path: Path) -> Non
     p.load_retry = (0.3, 0.5)
     await run_for(p, 4, until=lambda: len(p.pairs) >= 8)
     assert len(p.pairs) >= 5
-    assert assert_all_safe(p.pairs) == {"hold": len(p.pairs), "masked": 0}
+    assert assert_all_safe(p.pairs, p.style) == {"hold": len(p.pairs), "masked": 0}
     assert all(np.median(decode(j)) == 0 for _, j in p.pairs)
     status = p.feed.status()
     assert status["privacy_degraded"] and status["online"] and status["fail_closed_frames"] >= 5
@@ -122,7 +122,7 @@ async def test_a_failing_masker_fails_closed(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(pipeline_module, "apply_masks", flaky_masker)
     p = Timeline(camera(**STRICT), ScriptedDetectors(Scripted(lambda n: "ok")))
     await run_for(p, 15, until=lambda: recovered(p))
-    kinds = assert_all_safe(p.pairs)
+    kinds = assert_all_safe(p.pairs, p.style)
     assert kinds["hold"] >= 3 and kinds["masked"] >= 5
 
 

@@ -16,7 +16,7 @@ from faceanon.cli import main
 from faceanon.detect import ModelError, load_detector
 from faceanon.detect.base import box_iou as iou
 from faceanon.detect.manifest import MODELS_DIR
-from faceanon.detect.plan import DetectPlan, Scanner
+from faceanon.detect.plan import DetectPlan, Pass, Scanner
 from faceanon.evaluate import ImageRecord, as_boxes, average_precision, recall_at, xyxy_to_xywh
 
 SAMPLE = ROOT / "addon" / "faceanon" / "samples" / "face-demographics-walking.gif"
@@ -75,7 +75,7 @@ def test_finds_the_faces_centerface_finds_in_the_sample_clip(detector, teacher, 
     found = total = 0
     for frame in frames[::2]:
         ours = Scanner(detector, DetectPlan()).scan(frame)
-        ref = Scanner(teacher, DetectPlan(min_side=960)).scan(frame)
+        ref = Scanner(teacher, DetectPlan((Pass(1.0), Pass(1.0, min_side=960)))).scan(frame)
         assert_inside(ours.boxes, 480, 270)
         assert ((ours.scores >= detector.manifest.threshold) & (ours.scores <= 1)).all()
         total += len(ref)
@@ -91,7 +91,7 @@ def test_boxes_come_back_in_frame_pixels_from_a_shrunken_pass(detector, frames):
     native = Scanner(detector, DetectPlan()).scan(frame)
     assert len(native) >= 1
     big = cv2.resize(frame, (960, 540), interpolation=cv2.INTER_LINEAR)
-    shrunk = Scanner(detector, DetectPlan(max_side=480)).scan(big)
+    shrunk = Scanner(detector, DetectPlan((Pass(1.0, max_side=480),))).scan(big)
     assert_inside(shrunk.boxes, 960, 540)
     assert len(shrunk) >= 1
     assert (iou(native.boxes * 2, shrunk.boxes).max(axis=1) >= 0.6).all()
@@ -115,7 +115,8 @@ def test_held_out_faces_dev_accuracy(detector):
     """faces-dev was never trained on. AP@0.5 and recall must stay at the level the model card reports (floors set
     below the measured figures), and every box must lie inside its image."""
     ann = need_shared(FACES_DEV / "annotations.json")
-    scanner = Scanner(detector, DetectPlan(min_side=640), threshold=0.05)  # the card's headline plan
+    # the card's headline plan: native plus enlarged to 640 px
+    scanner = Scanner(detector, DetectPlan((Pass(1.0), Pass(1.0, min_side=640))), threshold=0.05)
     records = []
     for entry in json.loads(ann.read_text())["images"]:
         image = cv2.imread(str(FACES_DEV / entry["file"]))

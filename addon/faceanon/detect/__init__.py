@@ -33,5 +33,12 @@ def load_detector(model: str | None = None, family: str | None = None, provider:
                          f"{manifest.family} ({err})") from err
 
 
+def load_models(names: list[str], family: str | None = None, provider: str = "cpu",
+                threads: int | None = None) -> dict[str, FaceDetector]:
+    """Load several models (a plan's: `family` applies to the first, a user's .onnx); ModelError on the first
+    that cannot load."""
+    return {name: load_detector(name, family if i == 0 else None, provider, threads) for i, name in enumerate(names)}
+
+
 __all__ = ["DEFAULT_MODEL", "FAMILIES", "FaceDetector", "Faces", "Manifest", "ModelError", "box_iou",
-           "bundled_manifests", "load_detector", "nms", "resolve"]
+           "bundled_manifests", "load_detector", "load_models", "nms", "resolve"]

@@ -6,10 +6,10 @@ that proves the Faster R-CNN path end to end; see fasterrcnn.md. A good one need
 and a GPU; this script trains on any `labels.json` of the format below (clip frames or photos), so that is a change of
 input, not of code.
 
-    python models/train_fasterrcnn.py label --out /tmp/frcnn/labels.json          # engine venv is enough
-    nice -n 10 python models/train_fasterrcnn.py train --labels /tmp/frcnn/labels.json --out /tmp/frcnn/run \
+    python tools/models/train_fasterrcnn.py label --out /tmp/frcnn/labels.json          # engine venv is enough
+    nice -n 10 python tools/models/train_fasterrcnn.py train --labels /tmp/frcnn/labels.json --out /tmp/frcnn/run \
         --minutes 25                                                                # needs torch + torchvision
-    python models/export_fasterrcnn.py --arch small --checkpoint /tmp/frcnn/run/last.pt ...
+    python tools/models/export_fasterrcnn.py --arch small --checkpoint /tmp/frcnn/run/last.pt ...
 
 labels.json: {"images": [{"clip", "frame", "faces": [[x1,y1,x2,y2]...], "ignore": [...]}]}; an entry may name a photo
 instead of a clip frame: {"file": "relative/to/labels.json.jpg", "faces": [...]}. Clip frames are re-read from the
@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-CLIPS = HERE.parents[3] / "shared" / "data" / "video" / "intel-sample-videos"
+CLIPS = HERE.parents[2] / "shared" / "data" / "video" / "intel-sample-videos"
 # Face clips: every frame. Person clips without visible faces: a sample of frames, as negatives and hard cases.
 CLIP_STEPS = {
     "face-demographics-walking.gif": 1,
@@ -71,12 +71,12 @@ def read_frames(path: Path, step: int = 1) -> list[np.ndarray]:
 
 def label(args: argparse.Namespace) -> None:
     """Pseudo-label clip frames with the bundled CenterFace at a high-recall setting (upscaled 2x)."""
-    sys.path.insert(0, str(HERE.parent.parent))  # the faceanon package (addon/)
+    sys.path.insert(0, str(HERE.parents[1] / "addon"))  # the faceanon package
     from faceanon.detect import load_detector
-    from faceanon.detect.plan import DetectPlan, Scanner
+    from faceanon.detect.plan import DetectPlan, Pass, Scanner
 
     teacher = load_detector("centerface", threads=args.threads)
-    scanner = Scanner(teacher, DetectPlan(min_side=960), threshold=args.ignore_below)
+    scanner = Scanner(teacher, DetectPlan((Pass(1.0), Pass(1.0, min_side=960))), threshold=args.ignore_below)
     images = []
     for clip, step in CLIP_STEPS.items():
         for i, frame in enumerate(read_frames(args.clips / clip, step)):
@@ -89,7 +89,7 @@ def label(args: argparse.Namespace) -> None:
                            "ignore": faces.boxes[~sure].round(1).tolist()})
         print(f"{clip}: {sum(1 for e in images if e['clip'] == clip)} frames, "
               f"{sum(len(e['faces']) for e in images if e['clip'] == clip)} faces", flush=True)
-    meta = {"teacher": "centerface (bundled, MIT) via faceanon Scanner DetectPlan(min_side=960)",
+    meta = {"teacher": "centerface (bundled, MIT) via faceanon Scanner, native + enlarged to 960 px",
             "threshold": args.threshold, "ignore_below": args.ignore_below,
             "clips": "intel-iot-devkit/sample-videos @ 57978890822836f2b4743852f04f62fc511757e4, CC BY 4.0"}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,9 @@ The graph takes one unbatched (3,H,W) float RGB [0,1] image of any size and retu
 `labels` (N,) and `scores` (N,). Normalisation, any resize and the mapping back to input pixels are inside it.
 Needs torch + torchvision (a separate venv; the engine itself needs neither):
 
-    python models/export_fasterrcnn.py --arch small --checkpoint run/last.pt --out models/fasterrcnn_faces_small.onnx
-    python models/export_fasterrcnn.py --arch mobilenet_v3_large_fpn --checkpoint my_faces.pth --min-size 720 \\
+    python tools/models/export_fasterrcnn.py --arch small --checkpoint run/last.pt \\
+        --out addon/faceanon/models/fasterrcnn_faces_small.onnx
+    python tools/models/export_fasterrcnn.py --arch mobilenet_v3_large_fpn --checkpoint my_faces.pth --min-size 720 \\
         --max-size 1280 --out my_faces.onnx --manifest my_faces --threshold 0.6
 
 Pitfalls handled (torch 2.14 / torchvision 0.29): the dynamo exporter fails on torchvision's batched NMS, so this uses
@@ -25,7 +26,7 @@ import cv2
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-SAMPLE = HERE.parent / "samples" / "face-demographics-walking.gif"
+SAMPLE = HERE.parents[1] / "addon" / "faceanon" / "samples" / "face-demographics-walking.gif"
 TORCHVISION_ARCHS = ("mobilenet_v3_large_fpn", "mobilenet_v3_large_320_fpn", "resnet50_fpn", "resnet50_fpn_v2")
 
 

@@ -1,6 +1,6 @@
 """Make centerface_int8.onnx: static int8 (QDQ, per-channel weights) quantisation of the vendored CenterFace.
 
-Usage: python models/quantize_centerface.py /path/to/shared/data/video/intel-sample-videos
+Usage: python tools/models/quantize_centerface.py /path/to/shared/data/video/intel-sample-videos
 Calibration uses frames of the Intel sample clips (CC BY 4.0), never the faces-dev evaluation photos.
 Per-channel QDQ needs opset >= 13, so the opset-9 graph is converted first.
 """
@@ -19,7 +19,7 @@ from onnx import version_converter
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parents[2] / "addon" / "faceanon" / "models"
 CALIBRATION_SIZE = (640, 384)
 EVERY_NTH_FRAME = 8
 

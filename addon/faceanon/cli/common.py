@@ -1,0 +1,126 @@
+"""What every command shares: one-line messages, progress bars, exit codes and the detector and mask options."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from faceanon import defaults
+from faceanon.detect import FAMILIES, FaceDetector, ModelError, load_models
+from faceanon.detect.plan import DetectPlan, Pass, Scanner
+from faceanon.detect.plans import PLANS, PlanError, capped, resolve_plan
+from faceanon.mask import SHAPES, STYLES, MaskStyle, parse_color
+
+PROG = "faceanon"
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def say(message: str) -> None:
+    """One line on stderr, without breaking a running progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(f"{PROG}: {message}", file=sys.stderr)
+
+
+def progress(iterable=None, **kw):
+    from tqdm import tqdm
+
+    # disable=None: bars only on a terminal, so logs and pipes get the one-line messages alone.
+    return tqdm(iterable, disable=None, file=sys.stderr, dynamic_ncols=True, **kw)
+
+
+def add_detector_options(p: argparse.ArgumentParser, plan: str, model: str) -> None:
+    g = p.add_argument_group("detector")
+    g.add_argument("--plan", default=plan, metavar="NAME|PASSES",
+                   help=f"detection plan: {', '.join(PLANS)} or passes like 1+2x<=2048 (see `faceanon models`; "
+                        f"default {plan})")
+    g.add_argument("--model", default=model, metavar="NAME|FILE",
+                   help=f"the plan's model: a bundled name (`faceanon models`; default {model}), an .onnx file "
+                        "(with --family) or a model manifest .json")
+    g.add_argument("--family", choices=sorted(FAMILIES), help="decoder family of an .onnx file")
+    g.add_argument("--threshold", type=float, metavar="T",
+                   help="score threshold of the plan's model (default: the model's; other models keep theirs)")
+    g.add_argument("--detect-size", type=int, metavar="N",
+                   help="cap every pass at N px on the long side, for speed on big frames (0 = no cap)")
+    g.add_argument("--tile", type=int, metavar="N",
+                   help="also scan native-resolution tiles of about N px (faces of 10-24 px in big frames)")
+    g.add_argument("--provider", default="cpu", metavar="P",
+                   help="onnxruntime execution provider: cpu, cuda, openvino, ... (default cpu)")
+    g.add_argument("--threads", type=int, metavar="N", help="detector threads (default: cores, at most 4)")
+
+
+def add_mask_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("mask")
+    g.add_argument("--style", choices=STYLES, default=defaults.DEFAULT_STYLE,
+                   help="how faces are hidden (default %(default)s; fill is the only style that changes every "
+                        "face pixel, see models/README.md)")
+    g.add_argument("--shape", choices=SHAPES, default=defaults.DEFAULT_SHAPE, help="mask shape (default %(default)s)")
+    g.add_argument("--margin", type=float, default=defaults.DEFAULT_MARGIN, metavar="M",
+                   help=f"grow each face box by this fraction of its size (default {defaults.DEFAULT_MARGIN}; "
+                        f"faces under {defaults.SMALL_FACE} px get up to {defaults.SMALL_MARGIN} more)")
+    g.add_argument("--fill-color", default="auto", metavar="auto|#RRGGBB",
+                   help="colour of the fill style (default auto: black, or white/grey over faces that are "
+                        "already near black)")
+
+
+def plan_from(args: argparse.Namespace) -> DetectPlan:
+    """The plan the options ask for; PlanError when it cannot be read."""
+    plan = resolve_plan(args.plan, args.model)
+    if args.tile:
+        plan = DetectPlan((*plan.passes, Pass(1.0, tile=args.tile)), plan.model, plan.name + f"+tile{args.tile}")
+    return capped(plan, args.detect_size or 0)
+
+
+def mask_style_from(args: argparse.Namespace) -> MaskStyle:
+    return MaskStyle(style=args.style, shape=args.shape, margin=args.margin,
+                     small_margin=defaults.SMALL_MARGIN, small_face=defaults.SMALL_FACE,
+                     fill_color=parse_color(args.fill_color))
+
+
+def check_options(args: argparse.Namespace) -> str | None:
+    """A reason the options are unusable, or None."""
+    for name in ("detect_size", "tile"):
+        value = getattr(args, name, None)
+        if value is not None and value < 0:
+            return f"--{name.replace('_', '-')} must be 0 or more, not {value}"
+    tile = getattr(args, "tile", None)
+    if tile and tile < 64:
+        return f"--tile must be 0 (off) or at least 64 px, not {tile}"
+    threshold = getattr(args, "threshold", None)
+    if threshold is not None and not 0 <= threshold <= 1:
+        return f"--threshold must be between 0 and 1, not {threshold}"
+    margin = getattr(args, "margin", None)
+    if margin is not None and not 0 <= margin <= 5:
+        return f"--margin must be between 0 and 5, not {margin}"
+    threads = getattr(args, "threads", None)
+    if threads is not None and threads < 1:
+        return f"--threads must be 1 or more, not {threads}"
+    if getattr(args, "fill_color", None) is not None:
+        try:
+            parse_color(args.fill_color)
+        except ValueError as err:
+            return f"--fill-color: {err}"
+    if getattr(args, "plan", None) is not None:
+        try:
+            plan_from(args)
+        except PlanError as err:
+            return f"--plan: {err}"
+    return None
+
+
+def load_plan(plan: DetectPlan, family: str | None = None, provider: str = "cpu",
+              threads: int | None = None) -> dict[str, FaceDetector]:
+    """Every model the plan needs, loaded; ModelError (naming the model) on the first that cannot load."""
+    return load_models(plan.models, family, provider, threads)
+
+
+def build_scanner(args: argparse.Namespace, floor: float | None = None) -> Scanner:
+    """Load the plan's detectors (ModelError on failure) and wrap them in a Scanner."""
+    plan = plan_from(args)
+    detectors = load_plan(plan, args.family, args.provider, args.threads)
+    return Scanner(detectors, plan, args.threshold if floor is None else floor)
+
+
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE", "PROG", "ModelError", "add_detector_options",
+           "add_mask_options", "build_scanner", "check_options", "load_plan", "mask_style_from", "plan_from",
+           "progress", "say"]

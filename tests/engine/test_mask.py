@@ -1,0 +1,71 @@
+"""The masker: margins grow small faces more, fill picks a colour that really changes the face's pixels, styles
+stay inside their regions, and deface's geometry (the baseline) is reproduced."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from faceanon.baseline import DefaceLike
+from faceanon.detect import Faces, load_detector
+from faceanon.leak import changed_pixels
+from faceanon.mask import PALETTE, MaskStyle, apply_masks, mask_boxes, parse_color
+
+
+def test_small_faces_get_a_wider_margin() -> None:
+    style = MaskStyle(margin=0.5, small_margin=0.3, small_face=32)
+    assert style.margin_for(100) == 0.5 and style.margin_for(32) == 0.5
+    assert style.margin_for(16) == pytest.approx(0.65) and style.margin_for(0) == pytest.approx(0.8)
+    boxes = np.array([[100, 100, 200, 200], [10, 10, 26, 26]], np.float32)  # 100 px and 16 px faces
+    (big, small) = mask_boxes(boxes, style, 1000, 1000)
+    assert (big[2] - big[0]) == 150 and (small[2] - small[0]) in (26, 27, 28)  # 16 * 1.65 = 26.4, rounded outwards
+
+
+def test_auto_fill_is_black_unless_black_would_change_nothing() -> None:
+    frame = np.full((100, 200, 3), 180, np.uint8)
+    frame[:, 100:] = 5  # the right half is already near black (a black face mask, dark hair)
+    out = apply_masks(frame.copy(), np.array([[20, 20, 60, 60], [120, 20, 160, 60]], np.float32),
+                      MaskStyle("fill", "box", 0.0, small_margin=0.0))
+    assert out[40, 40].tolist() == [0, 0, 0]
+    assert out[40, 140].tolist() == list(PALETTE[1])  # white: black would have left the face as it was
+    assert changed_pixels(frame, out)[20:60, 20:60].all() and changed_pixels(frame, out)[20:60, 120:160].all()
+    fixed = apply_masks(frame.copy(), np.array([[120, 20, 160, 60]], np.float32),
+                        MaskStyle("fill", "box", 0.0, small_margin=0.0, fill_color=parse_color("#000000")))
+    assert fixed[40, 140].tolist() == [0, 0, 0]
+
+
+def test_overlapping_boxes_choose_their_colour_from_the_unmasked_frame() -> None:
+    frame = np.full((100, 100, 3), 200, np.uint8)
+    boxes = np.array([[10, 10, 60, 60], [30, 30, 80, 80]], np.float32)
+    out = apply_masks(frame.copy(), boxes, MaskStyle("fill", "box", 0.0, small_margin=0.0))
+    assert (out[30:80, 30:80] == 0).all()  # the second box did not turn white over the first box's black
+
+
+@pytest.mark.parametrize("style", ["blur", "pixelate", "fill"])
+@pytest.mark.parametrize("shape", ["ellipse", "box"])
+def test_nothing_changes_outside_the_mask_regions(style: str, shape: str) -> None:
+    rng = np.random.default_rng(7)
+    frame = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    boxes = np.array([[40, 40, 100, 120], [200, 20, 215, 36], [300, 200, 330, 250]], np.float32)  # one off-frame
+    mstyle = MaskStyle(style, shape)
+    out = apply_masks(frame.copy(), boxes, mstyle)
+    outside = np.ones(frame.shape[:2], bool)
+    for x1, y1, x2, y2 in mask_boxes(boxes, mstyle, 320, 240):
+        outside[y1:y2, x1:x2] = False
+    assert np.array_equal(out[outside], frame[outside])
+    assert not np.array_equal(out, frame)
+
+
+def test_parse_color() -> None:
+    assert parse_color("auto") == "auto" and parse_color("#ff8000") == (0, 128, 255)
+    with pytest.raises(ValueError):
+        parse_color("orange")
+
+
+def test_deface_geometry_by_hand() -> None:
+    """deface truncates the box, grows it by 30 % of its size on every side, rounds and clips to the image."""
+    deface = DefaceLike(load_detector("centerface"))
+    faces = Faces(np.array([[10.7, 20.2, 30.9, 60.5], [90, 0, 110, 30]], np.float32), np.array([0.9, 0.5]))
+    assert deface.regions(faces, 100, 80) == [(4, 8, 36, 72), (84, 0, 99, 39)]
+    frame = np.full((80, 100, 3), 200, np.uint8)
+    deface.draw(frame, faces, "fill")
+    assert (frame[8:73, 4:37] == 0).all() and frame[7, 4].tolist() == [200, 200, 200]  # cv2.rectangle is inclusive
