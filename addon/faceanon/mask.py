@@ -127,3 +127,23 @@ def apply_masks(frame: np.ndarray, boxes: np.ndarray, style: MaskStyle) -> np.nd
         roi = frame[y1:y2, x1:x2]
         np.copyto(roi, _obscured(roi, style), where=inside[:, :, None])
     return frame
+
+
+STALE_TEXT = "STALE - PRIVACY HOLD"
+
+
+def privacy_hold_image(last: np.ndarray | None, width: int, height: int) -> np.ndarray:
+    """What goes out while anonymization cannot be guaranteed: the last anonymized image, darkened and stamped
+    STALE - PRIVACY HOLD, or a black frame when there is none (or it has another size)."""
+    if last is not None and last.shape[:2] == (height, width):
+        image = (last * 0.4).astype(np.uint8)
+    else:
+        image = np.zeros((max(height, 16), max(width, 16), 3), np.uint8)
+    h, w = image.shape[:2]
+    scale = max(0.5, w / 900)
+    thick = max(1, round(scale * 2))
+    (tw, th), _ = cv2.getTextSize(STALE_TEXT, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    org = (max(4, (w - tw) // 2), (h + th) // 2)
+    cv2.rectangle(image, (org[0] - 8, org[1] - th - 8), (org[0] + tw + 8, org[1] + 8), (0, 0, 160), -1)
+    cv2.putText(image, STALE_TEXT, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return image

@@ -1,13 +1,13 @@
-"""Image and video files for the CLI: find the inputs, read them, and write outputs atomically (a temp file in the
-target folder, renamed on success), so that a failed or interrupted run never leaves a half-written file that looks
-like a finished, anonymized one."""
+"""Image files for the CLI: find the inputs, read them, and write outputs atomically (a temp file in the target
+folder, renamed on success), so that a failed or interrupted run never leaves a half-written file that looks like
+a finished, anonymized one. Video files: source/video.py (reading) and publish/video.py (writing)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,7 +125,7 @@ def ensure_writable_dir(folder: Path) -> None:
         raise MediaError(folder, f"output folder is not writable ({err.strerror or err})") from err
 
 
-def _file_mode() -> int:
+def file_mode() -> int:
     """The mode a plain open() would give a new file (mkstemp makes 0600, which surprises users)."""
     mask = os.umask(0)
     os.umask(mask)
@@ -142,7 +142,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
-        os.chmod(tmp, _file_mode())
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException as err:  # Ctrl-C included: never leave the temp file behind
         with contextlib.suppress(OSError):
@@ -161,96 +161,3 @@ def write_image(path: Path, image: np.ndarray) -> None:
     if not ok:
         raise MediaError(path, f"cannot encode as {path.suffix}")
     write_atomic(path, buf.tobytes())
-
-
-# ---- video ------------------------------------------------------------------------------------------------------
-
-FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
-
-
-class VideoReader:
-    """Frames of a video file (or animated GIF) via OpenCV's FFmpeg backend."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        if not path.is_file():
-            raise MediaError(path, "no such file" if not path.exists() else "not a regular file")
-        self.cap = cv2.VideoCapture(str(path))
-        if not self.cap.isOpened():
-            raise MediaError(path, "cannot open as video (not a video, or a codec OpenCV's FFmpeg lacks)")
-        ok, first = self.cap.read()
-        if not ok or first is None:
-            self.cap.release()
-            raise MediaError(path, "no frame could be decoded (corrupt or empty video)")
-        self._first: np.ndarray | None = first
-        self.height, self.width = first.shape[:2]
-        fps = self.cap.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if 0 < fps < 1000 else 25.0
-        count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        self.frame_count = count if count > 0 else None  # an estimate; the container may be wrong
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        if self._first is not None:
-            first, self._first = self._first, None
-            yield first
-        while True:
-            ok, frame = self.cap.read()
-            if not ok:
-                return
-            yield frame
-
-    def close(self) -> None:
-        self.cap.release()
-
-    def __enter__(self) -> VideoReader:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class VideoWriter:
-    """Writes to a temp file beside the target; `commit()` renames it into place, `abort()` deletes it."""
-
-    def __init__(self, path: Path, fps: float, width: int, height: int) -> None:
-        self.path = path
-        suffix = path.suffix.lower() or ".mp4"
-        fourcc = FOURCC_BY_SUFFIX.get(suffix, "MJPG")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".part{suffix}")
-            os.close(fd)
-        except OSError as err:
-            raise MediaError(path, f"cannot write ({err.strerror or err})") from err
-        self.tmp = Path(tmp)
-        try:
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter.fourcc(*fourcc), fps, (width, height))
-        except BaseException:
-            self.tmp.unlink(missing_ok=True)
-            raise
-        if not self.writer.isOpened():
-            self.tmp.unlink(missing_ok=True)
-            raise MediaError(path, f"OpenCV cannot write {fourcc} video to a {suffix} file (try .mp4 or .avi)")
-        if fourcc == "MJPG":
-            self.writer.set(cv2.VIDEOWRITER_PROP_QUALITY, defaults.JPEG_QUALITY)
-        self.frames = 0
-
-    def write(self, frame: np.ndarray) -> None:
-        self.writer.write(frame)
-        self.frames += 1
-
-    def commit(self) -> None:
-        self.writer.release()
-        if self.frames == 0 or not self.tmp.is_file() or self.tmp.stat().st_size == 0:
-            self.abort()
-            raise MediaError(self.path, "the video writer produced no output")
-        try:
-            os.chmod(self.tmp, _file_mode())
-            os.replace(self.tmp, self.path)
-        except OSError as err:
-            self.abort()
-            raise MediaError(self.path, f"cannot write ({err.strerror or err})") from err
-
-    def abort(self) -> None:
-        self.writer.release()
-        self.tmp.unlink(missing_ok=True)

@@ -18,7 +18,9 @@ from importlib.metadata import PackageNotFoundError, version
 import cv2
 
 from faceanon.config import ConfigError, load_config
-from faceanon.pipeline import CameraFeed, CameraPipeline, Detectors
+from faceanon.detect.shared import Detectors
+from faceanon.feed import CameraFeed
+from faceanon.pipeline import CameraPipeline
 from faceanon.source.base import one_line, redact
 
 log = logging.getLogger("faceanon.service")

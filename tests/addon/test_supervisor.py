@@ -36,7 +36,7 @@ def test_options_become_a_valid_service_config(tmp_path: Path) -> None:
     cfg = supervisor.validate_config(supervisor.build_config(options, SERVICE, "tok", 8099))
     demo, door = cfg["cameras"]
     assert demo["url"] == str(service_config.SAMPLE_CLIP) == str(supervisor.DEMO_CLIP)
-    assert demo["snapshot_interval"] == 10 and demo["detect_size"] == 640  # the service's default
+    assert demo["snapshot_interval"] == 10 and demo["detect_size"] is None  # the service's default: the preset's
     assert (door["detect_fps"], door["detect_size"], door["tile"], door["snapshot_interval"]) == (2.5, 1280, 640, 30)
     assert door["enabled"] is False and door["style"] == "pixelate"
     assert (door["shape"], door["margin"], door["hold_seconds"]) == ("box", 0.4, 2.0)

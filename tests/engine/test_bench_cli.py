@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 from conftest import ROOT
-from faceanon.bench import STAGES
+from faceanon.bench.stages import STAGES
 from faceanon.cli import main
 from faceanon.detect import bundled_manifests
 
@@ -58,11 +57,8 @@ def test_bench_bad_model_and_clip(tmp_path: Path, capsys):
     assert run(capsys, "bench", "--sizes", "640by360")[0] == 2
 
 
-def test_bench_service_dispatch(capsys):
-    if importlib.util.find_spec("faceanon.bench_service") is None:
-        code, _, err = run(capsys, "bench", "service")
-        assert code == 2 and err.startswith("faceanon: bench service is not available")
-    else:
-        with pytest.raises(SystemExit) as exit_info:
-            main(["bench", "service", "--help"])
-        assert exit_info.value.code == 0
+@pytest.mark.parametrize("name", ["service", "privacy"])
+def test_bench_subcommand_dispatch(name: str):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", name, "--help"])
+    assert exit_info.value.code == 0

@@ -26,10 +26,12 @@ def test_defaults_are_the_documented_ones() -> None:
                                "threshold": None}
     assert cfg["log_level"] == "info"
     c = cfg["cameras"][0]
-    assert {k: c[k] for k in ("enabled", "detect_fps", "detect_every", "detect_size", "tile", "snapshot_interval",
-                              "style", "shape", "margin", "hold_seconds", "deadline_ms", "model")} == {
-        "enabled": True, "detect_fps": 5, "detect_every": 1, "detect_size": 640, "tile": 0, "snapshot_interval": 10,
-        "style": "fill", "shape": "ellipse", "margin": 0.5, "hold_seconds": 1.0, "deadline_ms": 2000, "model": None}
+    assert {k: c[k] for k in ("enabled", "detect_fps", "preset", "plan", "regions", "detect_every", "detect_size",
+                              "tile", "snapshot_interval", "style", "shape", "margin", "fill_color", "hold_seconds",
+                              "deadline_ms", "model")} == {
+        "enabled": True, "detect_fps": 5, "preset": "live", "plan": None, "regions": None, "detect_every": None,
+        "detect_size": None, "tile": 0, "snapshot_interval": 10, "style": "fill", "shape": "ellipse", "margin": 0.5,
+        "fill_color": "auto", "hold_seconds": 1.0, "deadline_ms": 2000, "model": None}
 
 
 def test_mqtt_section_gets_defaults() -> None:

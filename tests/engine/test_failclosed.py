@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from faceanon import pipeline as pipeline_module
-from faceanon.pipeline import Detectors
+from faceanon import feed as feed_module
+from faceanon.detect.shared import Detectors
 from faceanon.source import Frame
 from test_pipeline import (
     RecordingPipeline,
@@ -110,7 +110,7 @@ async def test_a_broken_model_file_never_shows_the_camera(tmp_path: Path) -> Non
 
 
 async def test_a_failing_masker_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = pipeline_module.apply_masks
+    real = feed_module.apply_masks
     calls = {"n": 0}
 
     def flaky_masker(frame, boxes, style):
@@ -119,7 +119,7 @@ async def test_a_failing_masker_fails_closed(monkeypatch: pytest.MonkeyPatch) ->
             raise MemoryError("injected masker fault")
         return real(frame, boxes, style)
 
-    monkeypatch.setattr(pipeline_module, "apply_masks", flaky_masker)
+    monkeypatch.setattr(feed_module, "apply_masks", flaky_masker)
     p = Timeline(camera(**STRICT), ScriptedDetectors(Scripted(lambda n: "ok")))
     await run_for(p, 15, until=lambda: recovered(p))
     kinds = assert_all_safe(p.pairs, p.style)
@@ -128,4 +128,4 @@ async def test_a_failing_masker_fails_closed(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_only_anonymized_frames_can_be_published() -> None:
     with pytest.raises(TypeError):
-        pipeline_module.Anonymized(object(), np.zeros((2, 2, 3), np.uint8), b"", False)
+        feed_module.Anonymized(object(), np.zeros((2, 2, 3), np.uint8), b"", False)

@@ -46,5 +46,8 @@ def test_a_missed_face_is_still_masked_on_the_next_frame() -> None:
     # The held box covers the face entirely (it moves with the face and grows while uncertain).
     assert out[0, 0] <= truth[0, 0] + 2 and out[0, 2] >= truth[0, 2] - 2
     assert len(hold.boxes_at(10.5)) == 1
-    # ...and expires after hold seconds.
-    assert len(hold.update(np.zeros((0, 4), np.float32), 11.3)) == 0
+    # It is still held on its third frame without a detection, even past hold seconds (a slow box takes few
+    # frames)...
+    assert len(hold.update(np.zeros((0, 4), np.float32), 11.3)) == 1
+    # ...and expires once it is both past hold seconds and past min_frames frames.
+    assert len(hold.update(np.zeros((0, 4), np.float32), 11.4)) == 0

@@ -265,8 +265,8 @@ async def test_ingress_only(anonymized_frames):
 
 async def test_with_the_pipeline_camera_feed(anonymized_frames):
     """The pipeline's own CameraFeed (the real contract), fed through its only door for frames."""
+    from faceanon.feed import CameraFeed, anonymize
     from faceanon.mask import MaskStyle
-    from faceanon.pipeline import CameraFeed, anonymize
 
     feed = CameraFeed("lobby", model="centerface", provider="cpu")
     async with serving([feed]) as (_server, url), session() as http:

@@ -337,8 +337,8 @@ async def test_password_file_auth(tmp_path: Path, anonymized_frames):
 
 async def test_with_the_pipeline_camera_feed(mosquitto, listener, anonymized_frames):
     """The pipeline's own CameraFeed (the real contract), fed through its only door for frames."""
+    from faceanon.feed import CameraFeed, anonymize
     from faceanon.mask import MaskStyle
-    from faceanon.pipeline import CameraFeed, anonymize
 
     feed = CameraFeed("lobby", model="centerface", provider="cpu")
     publisher = MqttPublisher(config(mosquitto), [feed], VERSION)

@@ -14,9 +14,11 @@ import pytest
 from faceanon.config import SAMPLE_CLIP, validate
 from faceanon.detect import Faces, box_iou, load_detector
 from faceanon.detect.plan import DetectPlan, Pass, Scanner
+from faceanon.detect.shared import Detectors, SharedDetector
+from faceanon.feed import CameraFeed
 from faceanon.leak import changed_pixels, ellipse_share
 from faceanon.mask import MaskStyle
-from faceanon.pipeline import CameraFeed, CameraPipeline, Detectors, SharedDetector
+from faceanon.pipeline import CameraPipeline
 from faceanon.source import Frame
 
 pytestmark = pytest.mark.timeout(90)
@@ -111,7 +113,7 @@ class ScriptedDetectors(Detectors):
             self.gate.wait(30)
         if self.loads <= self.fail_loads:
             return super()._load(("/nonexistent/model.onnx", "centerface", "cpu", None))  # raises ModelError
-        return SharedDetector(self.scripted.detector, threading.Lock())
+        return SharedDetector(self.scripted.detector)
 
 
 class RecordingPipeline(CameraPipeline):

@@ -90,8 +90,8 @@ def test_passes_are_clamped_and_repeats_skipped() -> None:
     assert [round(s, 2) for _, s in plan.passes_for(400, 300)] == [0.5, 1.0, 2.0]
     # A 4000 px photo: doubling is capped at 3072 px, which no longer enlarges, so that pass is skipped.
     assert [round(s, 3) for _, s in plan.passes_for(4000, 3000)] == [0.5, 1.0]
-    # A 200 px thumbnail: halving it leaves less than a detector can use.
-    assert [s for _, s in plan.passes_for(200, 150)] == [1.0, 2.0]
+    # A 100 px thumbnail (or a small region's crop): halving it leaves less than a detector can use.
+    assert [s for _, s in plan.passes_for(100, 75)] == [1.0, 2.0]
     # The same scale twice (within 10 %) is one pass; a mirrored look at the same scale is another.
     twice = resolve_plan("1+1.05+1:flip")
     assert [(p.flip, round(s, 2)) for p, s in twice.passes_for(640, 480)] == [(False, 1.0), (True, 1.0)]

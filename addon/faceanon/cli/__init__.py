@@ -27,7 +27,7 @@ from faceanon.cli.video import cmd_video
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from faceanon.bench import run_bench
+    from faceanon.bench.stages import run_bench
 
     return run_bench(args)
 
@@ -67,18 +67,26 @@ def build_parser() -> argparse.ArgumentParser:
     add_detector_options(p, defaults.IMAGE_PLAN, defaults.IMAGE_MODEL)
     p.set_defaults(func=cmd_image)
 
-    p = sub.add_parser("video", help="anonymize a video file (audio is dropped)",
-                       description="Anonymize a video file with OpenCV. Audio is not copied. Output codec: mp4v "
-                                   "for .mp4/.m4v/.mov, MJPG for .avi and others.")
+    p = sub.add_parser("video", help="anonymize a video file (H.264 out; --preset live replays a camera)",
+                       description="Anonymize a video file. --preset video looks at every frame; --preset live "
+                                   "replays the live service's per-camera pipeline at the camera's --fps, writing a "
+                                   "frame the camera would not take as the last published one. Every frame is "
+                                   "written (frames align with the input), as H.264 (.mp4/.m4v/.mov/.mkv/.avi).")
     p.add_argument("input", metavar="IN")
     p.add_argument("-o", "--output", required=True, metavar="OUT")
-    p.add_argument("--detect-every", type=int, default=defaults.DETECT_EVERY, metavar="N",
-                   help="run the detector on every N-th frame; masks are held in between (default "
-                        f"{defaults.DETECT_EVERY})")
-    p.add_argument("--hold", type=float, default=defaults.HOLD_SECONDS, metavar="SECONDS",
+    p.add_argument("--preset", choices=sorted(defaults.PRESETS), default="video",
+                   help="video: every frame (default); live: the camera pipeline of `faceanon serve`")
+    p.add_argument("--fps", type=float, metavar="N",
+                   help=f"camera frames per second for --preset live (default {defaults.PRESETS['live'].fps:g})")
+    p.add_argument("--keep-audio", action="store_true", help="copy the input's audio (re-encoded to AAC when the "
+                                                             "output container cannot hold it as it is)")
+    p.add_argument("--detect-every", type=int, metavar="N",
+                   help="look at the whole frame on every N-th taken frame; moving regions and tracked faces are "
+                        "looked at on every frame (default: the preset's)")
+    p.add_argument("--hold", type=float, metavar="SECONDS",
                    help=f"keep a mask this long after its face was last seen (default {defaults.HOLD_SECONDS})")
     add_mask_options(p)
-    add_detector_options(p, defaults.VIDEO_PLAN, defaults.VIDEO_MODEL)
+    add_detector_options(p, None, None)
     p.set_defaults(func=cmd_video)
 
     p = sub.add_parser("detect", help="detect faces and write their boxes to JSON",
@@ -115,9 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_detector_options(p, defaults.IMAGE_PLAN, defaults.IMAGE_MODEL)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("bench", help="per-stage timings and per-plan detector timings (`bench service ...` for "
-                                     "the live service)")
-    from faceanon.bench import add_bench_options
+    p = sub.add_parser("bench", help="per-stage and per-plan timings; `bench service ...` for live cameras, "
+                                     "`bench privacy ...` for the leak rule on video")
+    from faceanon.bench.stages import add_bench_options
 
     add_bench_options(p)
     p.set_defaults(func=cmd_bench)
@@ -132,13 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # FFmpeg's own decoder chatter would bury our one-line errors; a user can still ask for it.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    if argv[:2] == ["bench", "service"]:
-        try:
-            from faceanon.bench_service import main as bench_service
-        except ImportError as err:
-            say(f"bench service is not available in this install ({err})")
-            return EXIT_USAGE
-        return int(bench_service(argv[2:]) or 0)
+    from faceanon.bench import SUBCOMMANDS
+
+    if len(argv) >= 2 and argv[0] == "bench" and argv[1] in SUBCOMMANDS:
+        from faceanon.bench import main as bench
+
+        return bench(argv[1], argv[2:])
     args = build_parser().parse_args(argv)
     problem = check_options(args)
     if problem:

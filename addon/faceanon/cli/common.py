@@ -29,14 +29,16 @@ def progress(iterable=None, **kw):
     return tqdm(iterable, disable=None, file=sys.stderr, dynamic_ncols=True, **kw)
 
 
-def add_detector_options(p: argparse.ArgumentParser, plan: str, model: str) -> None:
+def add_detector_options(p: argparse.ArgumentParser, plan: str | None, model: str | None) -> None:
+    """Detector options; plan/model None: the command's preset decides (and says so in --help)."""
     g = p.add_argument_group("detector")
+    preset = "the preset's"
     g.add_argument("--plan", default=plan, metavar="NAME|PASSES",
-                   help=f"detection plan: {', '.join(PLANS)} or passes like 1+2x<=2048 (see `faceanon models`; "
-                        f"default {plan})")
+                   help=f"detection plan (whole frame): {', '.join(PLANS)} or passes like 1+2x<=2048 (see "
+                        f"`faceanon models`; default {plan or preset})")
     g.add_argument("--model", default=model, metavar="NAME|FILE",
-                   help=f"the plan's model: a bundled name (`faceanon models`; default {model}), an .onnx file "
-                        "(with --family) or a model manifest .json")
+                   help=f"the plan's model: a bundled name (`faceanon models`; default {model or preset}), an .onnx "
+                        "file (with --family) or a model manifest .json")
     g.add_argument("--family", choices=sorted(FAMILIES), help="decoder family of an .onnx file")
     g.add_argument("--threshold", type=float, metavar="T",
                    help="score threshold of the plan's model (default: the model's; other models keep theirs)")
@@ -102,7 +104,7 @@ def check_options(args: argparse.Namespace) -> str | None:
             return f"--fill-color: {err}"
     if getattr(args, "plan", None) is not None:
         try:
-            plan_from(args)
+            resolve_plan(args.plan)
         except PlanError as err:
             return f"--plan: {err}"
     return None

@@ -22,7 +22,7 @@ import numpy as np
 
 from faceanon.detect.base import FaceDetector, Faces, box_iou, nms
 
-MIN_PASS_SIDE = 128  # px: a pass shrunk below this long side sees nothing a detector can use
+MIN_PASS_SIDE = 64  # px: a pass shrunk below this long side sees nothing a detector can use
 SAME_SCALE = 0.1  # passes whose scales differ by less than this share are the same pass
 MERGE_IOU = 0.3
 

@@ -31,6 +31,26 @@ class Frame:
     index: int  # counts frames taken from this source
 
 
+class Cadence:
+    """Which frames a camera running at `fps` takes: the first, then one per period, keeping the beat without a
+    burst after a stall. The live sources and `faceanon video --preset live` (a file replayed as a camera) share it,
+    so a replay drops exactly the frames the service would."""
+
+    def __init__(self, fps: float) -> None:
+        self.period = 1.0 / fps
+        self.next_take = 0.0
+
+    def due(self, now: float) -> bool:
+        return now >= self.next_take
+
+    def take(self, now: float) -> bool:
+        """Whether the frame seen at `now` is taken (and if so, when the next one is due)."""
+        if not self.due(now):
+            return False
+        self.next_take = max(self.next_take + self.period, now + self.period * 0.5)
+        return True
+
+
 class Mailbox:
     """One slot; the newest frame wins. Thread-safe; `notify` is called (from the source thread) on every put."""
 
@@ -74,7 +94,7 @@ class Source(ABC):
         self.last_error: str | None = None
         self.connected = False
         self._taken = 0
-        self._next_take = 0.0
+        self.cadence = Cadence(fps)
         self._backoff = self.backoff_start
         self._thread: threading.Thread | None = None
 
@@ -101,7 +121,7 @@ class Source(ABC):
 
     def _due(self, now: float | None = None) -> bool:
         """Is it time to take the next frame (at detect_fps)? Lets a source skip decoding frames it will not use."""
-        return (time.monotonic() if now is None else now) >= self._next_take
+        return self.cadence.due(time.monotonic() if now is None else now)
 
     def _offer(self, image: np.ndarray | None) -> bool:
         """Hand a decoded frame over if one is due; returns whether it was taken. None counts as corrupt."""
@@ -109,11 +129,8 @@ class Source(ABC):
             self._corrupt()
             return False
         now = time.monotonic()
-        if not self._due(now):
+        if not self.cadence.take(now):
             return False
-        period = 1.0 / self.fps
-        # Keep the cadence without bursting after a stall.
-        self._next_take = max(self._next_take + period, now + period * 0.5)
         self._taken += 1
         self._healthy()
         self.mailbox.put(Frame(image, now, self._taken))

@@ -26,7 +26,9 @@ from pathlib import Path
 import cv2
 
 from faceanon.config import SAMPLE_CLIP, validate
-from faceanon.pipeline import CameraPipeline, Detectors, encode_jpeg, percentile
+from faceanon.detect.shared import Detectors
+from faceanon.feed import encode_jpeg, percentile
+from faceanon.pipeline import CameraPipeline
 from faceanon.source import FileSource
 
 WARMUP_S = 3.0

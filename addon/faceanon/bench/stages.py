@@ -23,9 +23,10 @@ import cv2
 import numpy as np
 
 from faceanon import defaults
+from faceanon.bench import SAMPLE_CLIP, SHARED_DATA
 
-SAMPLE_GIF = Path(__file__).resolve().parent / "samples" / "face-demographics-walking.gif"
-SHARED_CLIP = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "video" / "vtest.avi"
+SAMPLE_GIF = SAMPLE_CLIP
+SHARED_CLIP = SHARED_DATA / "video" / "vtest.avi"
 SIZES = ((640, 360), (1280, 720), (1920, 1080))
 STAGES = ("decode", "detect", "hold", "mask", "encode")
 ROUND_FRAMES = 4  # frames per turn; short turns interleave finely

@@ -1,0 +1,116 @@
+"""Where a fixed camera's picture moves: a background model on a small grey copy of each frame.
+
+People who walk are where new faces come from, so a stream looks at the moving regions closely in every frame (at
+native or enlarged resolution) and at the whole frame only now and then (faceanon.detect.stream). The model is
+OpenCV's MOG2 on a copy `width` px wide: about a millisecond per frame. Regions are the boxes around the moving
+blobs, padded so a face at a blob's edge keeps its context, merged where they overlap, and reported in frame
+pixels. When most of the picture moves at once (a camera that pans, lights switching) the regions say so
+(`everything`) and the caller scans the whole frame instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+SMALL_WIDTH = 320
+
+
+@dataclass
+class Motion:
+    boxes: np.ndarray  # (N,4) x1,y1,x2,y2 float32 in frame pixels
+    share: float  # share of the small copy's pixels that moved
+    everything: bool  # so much moved that regions mean nothing
+
+
+@dataclass
+class MotionRegions:
+    width: int = SMALL_WIDTH  # px of the grey copy the model runs on
+    history: int = 150  # frames a still object takes to fade into the background
+    sensitivity: float = 25.0  # MOG2 varThreshold: lower finds fainter motion
+    min_area: int = 6  # px of the small copy: smaller blobs are noise
+    pad: float = 0.25  # each blob's box grows by this share of its size on every side...
+    pad_px: int = 12  # ...and by at least this many frame px (a detector needs some context around a face)
+    max_regions: int = 24  # more are merged, cheapest union first
+    everything_share: float = 0.4  # more moving than this: scan the whole frame
+    _model: cv2.BackgroundSubtractorMOG2 | None = field(default=None, init=False, repr=False)
+    _size: tuple[int, int] | None = field(default=None, init=False, repr=False)
+
+    def reset(self) -> None:
+        self._model = None
+
+    def update(self, frame: np.ndarray) -> Motion:
+        h, w = frame.shape[:2]
+        small_w = min(self.width, w)
+        small_h = max(1, round(h * small_w / w))
+        if self._model is None or self._size != (w, h):
+            self._model = cv2.createBackgroundSubtractorMOG2(self.history, self.sensitivity, detectShadows=False)
+            self._size = (w, h)
+        grey = cv2.cvtColor(cv2.resize(frame, (small_w, small_h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+        grey = cv2.GaussianBlur(grey, (3, 3), 0)
+        mask = self._model.apply(grey)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+        mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+        share = float(np.count_nonzero(mask)) / mask.size
+        if share > self.everything_share:
+            return Motion(np.zeros((0, 4), np.float32), share, True)
+        count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        sx, sy = w / small_w, h / small_h
+        boxes = []
+        for x, y, bw, bh, area in stats[1:count]:
+            if area < self.min_area:
+                continue
+            boxes.append([x * sx, y * sy, (x + bw) * sx, (y + bh) * sy])
+        padded = self._padded(np.asarray(boxes, np.float32).reshape(-1, 4), w, h)
+        return Motion(merge_boxes(padded, self.max_regions), share, False)
+
+    def _padded(self, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+        if len(boxes) == 0:
+            return boxes
+        size = boxes[:, 2:] - boxes[:, :2]
+        grow = np.maximum(size * self.pad, self.pad_px)
+        out = np.concatenate([boxes[:, :2] - grow, boxes[:, 2:] + grow], axis=1)
+        return np.clip(out, 0, [width, height, width, height]).astype(np.float32)
+
+
+def _hull(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.minimum(a[..., :2], b[..., :2]), np.maximum(a[..., 2:], b[..., 2:])], axis=-1)
+
+
+def _root(parent: list[int], i: int) -> int:
+    """Union-find: the root of i's group, halving the path on the way."""
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def merge_boxes(boxes: np.ndarray, limit: int) -> np.ndarray:
+    """Union overlapping boxes until none overlap, then merge the pairs whose union adds the least area until at
+    most `limit` are left."""
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    while len(b) > 1:
+        overlap = ((b[:, None, 0] < b[None, :, 2]) & (b[None, :, 0] < b[:, None, 2])
+                   & (b[:, None, 1] < b[None, :, 3]) & (b[None, :, 1] < b[:, None, 3]))
+        parent = list(range(len(b)))
+        for i, j in np.argwhere(np.triu(overlap, 1)):
+            parent[_root(parent, int(i))] = _root(parent, int(j))
+        groups: dict[int, np.ndarray] = {}
+        for i in range(len(b)):
+            r = _root(parent, i)
+            groups[r] = b[i] if r not in groups else _hull(groups[r], b[i])
+        if len(groups) == len(b):
+            break
+        b = np.asarray(list(groups.values()), np.float32)
+    area = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    while len(b) > max(1, limit):
+        hulls = _hull(b[:, None, :], b[None, :, :])
+        cost = np.prod(hulls[..., 2:] - hulls[..., :2], axis=-1) - area[:, None] - area[None, :]
+        np.fill_diagonal(cost, np.inf)
+        i, j = np.unravel_index(int(np.argmin(cost)), cost.shape)
+        b[i] = hulls[i, j]
+        b = np.delete(b, j, axis=0)
+        area = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    return b

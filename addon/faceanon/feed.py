@@ -1,0 +1,141 @@
+"""What leaves a camera: `Anonymized` frames only, through the `CameraFeed` publishers read (docs/architecture.md).
+
+An `Anonymized` is made only by `anonymize()` (the masker ran over every box the hold returned) or
+`privacy_hold_frame()` (the last anonymized frame, darkened and stamped, or a black frame); the feed's single way in,
+`_publish`, takes nothing else. Raw frames never get here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+
+import cv2
+import numpy as np
+
+from faceanon.mask import MaskStyle, apply_masks, privacy_hold_image
+from faceanon.source import Source
+
+JPEG_QUALITY = 85
+_TOKEN = object()  # only this module's builders may make an Anonymized
+
+
+class Anonymized:
+    """An output frame that is safe to publish: masked, or the privacy-hold frame. Built only in this module."""
+
+    __slots__ = ("image", "jpeg", "safe")
+
+    def __init__(self, token: object, image: np.ndarray, jpeg: bytes, safe: bool) -> None:
+        if token is not _TOKEN:
+            raise TypeError("an Anonymized frame is made only by anonymize() or privacy_hold_frame()")
+        self.image = image  # the masked (or stamped) pixels, kept to build the next privacy-hold frame
+        self.jpeg = jpeg
+        self.safe = safe  # True: a privacy-hold frame, not a live one
+
+
+def encode_jpeg(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def anonymize(frame: np.ndarray, boxes: np.ndarray, style: MaskStyle) -> Anonymized:
+    """Mask every box (in place, on the pipeline's own copy of the frame) and encode it."""
+    masked = apply_masks(frame, boxes, style)
+    return Anonymized(_TOKEN, masked, encode_jpeg(masked), safe=False)
+
+
+def privacy_hold_frame(last: Anonymized | None, width: int, height: int) -> Anonymized:
+    """The last anonymized frame, darkened and stamped STALE - PRIVACY HOLD; a black frame when there is none."""
+    image = privacy_hold_image(None if last is None else last.image, width, height)
+    return Anonymized(_TOKEN, image, encode_jpeg(image), safe=True)
+
+
+def percentile(values: deque | list, q: float) -> float:
+    return round(float(np.percentile(np.asarray(values, np.float64), q)), 1) if len(values) else 0.0
+
+
+class CameraFeed:
+    """What publishers see of a camera (docs/architecture.md, pipeline contract)."""
+
+    def __init__(self, name: str, model: str = "", provider: str = "") -> None:
+        self.name = name
+        self.seq = 0
+        self._latest: Anonymized | None = None
+        self._changed = asyncio.Event()
+        self.model = model
+        self.provider = provider
+        self.width = 0
+        self.height = 0
+        self.faces = 0
+        self.masks_held = 0
+        self.privacy_degraded = False
+        self.fail_closed_frames = 0
+        self.dropped_base = 0  # frames dropped by the pipeline itself (e.g. before the detector was ready)
+        self.source: Source | None = None
+        self.online_after_s = 5.0
+        self.last_frame_at: float | None = None  # monotonic arrival of the newest source frame
+        self.detect_ms: deque[float] = deque(maxlen=200)
+        self.latency_ms: deque[float] = deque(maxlen=200)  # source capture -> published
+        self._published_at: deque[float] = deque(maxlen=64)
+
+    @property
+    def latest_jpeg(self) -> bytes | None:
+        return None if self._latest is None else self._latest.jpeg
+
+    def _publish(self, out: Anonymized, captured: float | None = None) -> None:
+        """The single way into latest_jpeg."""
+        if not isinstance(out, Anonymized):
+            raise TypeError("only an Anonymized frame may be published")
+        now = time.monotonic()
+        self._latest = out
+        self.seq += 1
+        self._published_at.append(now)
+        if captured is not None:
+            self.latency_ms.append((now - captured) * 1000)
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def wait_frame(self, after_seq: int, timeout: float) -> int:
+        """Wait for an output frame newer than after_seq; return the new seq (after_seq on timeout)."""
+        deadline = time.monotonic() + timeout
+        while self.seq <= after_seq:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return after_seq
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except TimeoutError:
+                return after_seq
+        return self.seq
+
+    def fps(self) -> float:
+        stamps = self._published_at
+        if len(stamps) < 2 or time.monotonic() - stamps[-1] > 5.0:
+            return 0.0
+        return round((len(stamps) - 1) / max(stamps[-1] - stamps[0], 1e-6), 2)
+
+    def status(self) -> dict:
+        age = None if self.last_frame_at is None else round(time.monotonic() - self.last_frame_at, 2)
+        dropped = self.dropped_base + (self.source.dropped if self.source else 0)
+        return {
+            "name": self.name,
+            "online": age is not None and age < self.online_after_s,
+            "privacy_degraded": self.privacy_degraded,
+            "faces": self.faces,
+            "fps": self.fps(),
+            "detect_ms_p50": percentile(self.detect_ms, 50),
+            "detect_ms_p95": percentile(self.detect_ms, 95),
+            "dropped_frames": dropped,
+            "fail_closed_frames": self.fail_closed_frames,
+            "masks_held": self.masks_held,
+            "model": self.model,
+            "provider": self.provider,
+            "width": self.width,
+            "height": self.height,
+            "last_frame_age_s": age,
+        }
+
+
