@@ -31,7 +31,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def test_walkers_clip_is_deterministic_and_in_the_team_format(clip: tuple[Path, Path], tmp_path: Path) -> None:
-    out, truth = clip
+    _, truth = clip
     gt = json.loads(truth.read_text())
     assert (gt["width"], gt["height"], gt["fps"], len(gt["frames"])) == (640, 360, 10.0, 40)
     boxes = [f for frame in gt["frames"] for f in frame["faces"]]
