@@ -37,5 +37,5 @@ class StreamAnonymizer:
         """The boxes to mask in `frame`, seen at `now` (seconds, any origin; only differences matter)."""
         tracked = np.array([t.box for t in self.hold.tracks], np.float32).reshape(-1, 4)
         look = self.scanner.look(frame, tracked)
-        boxes = self.hold.update(look.faces.boxes, now, frame)
+        boxes = self.hold.update(look.faces.boxes, now, frame, look.faces.scores)
         return Masks(boxes, len(look.faces), len(boxes) - len(look.faces), look)

@@ -45,6 +45,8 @@ class Preset:
     full_every: int = 1  # frames between whole-frame looks
     hold_seconds: float = HOLD_SECONDS
     follow_seconds: float = 2.0  # a track optical flow keeps finding lives this long after its last detection
+    confirm_score: float = 0.15  # below this, a face seen once is held only a few frames (Hold.confirm_score)
+    region_budget: int = 0  # px the region looks may scan per frame (StreamPlan.region_budget), 0: no limit
     fps: float | None = None  # frames taken per second (a live camera); None: every frame
 
     def stream(self, model: str | None = None, plan: str | DetectPlan | None = None,
@@ -53,14 +55,18 @@ class Preset:
         use = model or self.model
         whole = resolve_plan(plan if plan is not None else self.plan, use)
         spec = regions if regions is not None else self.regions
-        return StreamPlan(whole, full_every or self.full_every, resolve_plan(spec, use) if spec else None)
+        return StreamPlan(whole, full_every or self.full_every, resolve_plan(spec, use) if spec else None,
+                          region_budget=self.region_budget)
 
     def hold(self, seconds: float | None = None) -> Hold:
         held = self.hold_seconds if seconds is None else seconds
-        return Hold(seconds=held, follow_seconds=max(held, self.follow_seconds))
+        return Hold(seconds=held, follow_seconds=max(held, self.follow_seconds), confirm_score=self.confirm_score)
 
 
+# The look at moving regions: each region's crop enlarged up to 2x (at most 320 px) for faces of 10-20 px and
+# halved for large, soft ones, both at a low threshold (0.07): a moving region is where a face is likely.
+REGIONS = "2x<=320:t0.07+0.5x:t0.07"
 PRESETS: dict[str, Preset] = {
-    "video": Preset("video", VIDEO_MODEL, VIDEO_PLAN, "2x<=640"),
-    "live": Preset("live", STREAM_MODEL, STREAM_PLAN, "2x<=640", fps=5.0),
+    "video": Preset("video", VIDEO_MODEL, VIDEO_PLAN, REGIONS, full_every=3),
+    "live": Preset("live", STREAM_MODEL, STREAM_PLAN, REGIONS, full_every=3, region_budget=100_000, fps=5.0),
 }

@@ -24,7 +24,8 @@ import numpy as np
 
 from faceanon.detect import box_iou
 
-FLOW_POINTS = 24
+FLOW_POINTS = 16
+HALF_SIZE_FROM = 48  # px: a face this big is followed on the half-size image (a quarter of the work)
 FLOW_MIN_POINTS = 4
 FLOW_BACK_ERROR = 1.0  # px: a point that does not come back to where it started is dropped
 MATCH_SCORE = 0.6  # normalised correlation a template match needs to place a face
@@ -40,6 +41,8 @@ class Track:
     followed: bool = False  # the image (flow or template) placed it in the last frame
     moves_known: bool = False  # its velocity was measured (two sightings, or the image placed it)
     misses: int = 0  # frames since its last detection
+    sightings: int = 1  # detections that fed it
+    score: float = 1.0  # the best detection score it had
 
 
 @dataclass
@@ -54,18 +57,29 @@ class Hold:
     max_pad: float = 1.0  # a held box grows by at most this many of its sizes on each side
     min_frames: int = 3  # ...and for at least this many frames, however long they take to come (a busy box)
     min_iou: float = 0.05  # a detection continues a track when they overlap at least this much
+    # A track of one sighting below this score (a low-threshold look at a moving region) is held only min_frames:
+    # a face the detector will find again, not a long-lived ghost over a background patch.
+    confirm_score: float = 0.0
+    max_tracks: int = 48  # more faces than this at once: the oldest one-sighting tracks go first
     max_speed: float = 2.0  # cap on the velocity used, in box sizes per second...
     max_speed_px: float = 250.0  # ...or px per second, whichever is more (a far face crosses many of its sizes)
     tracks: list[Track] = field(default_factory=list)
     _grey: np.ndarray | None = field(default=None, init=False, repr=False)
+    _half: np.ndarray | None = field(default=None, init=False, repr=False)
 
-    def update(self, detections: np.ndarray, now: float, frame: np.ndarray | None = None) -> np.ndarray:
-        """Feed this frame's detections (N,4) and, when there is one, the frame itself; return the boxes to mask:
-        the N detections unchanged, then the held boxes of the tracks no detection matched."""
+    def update(self, detections: np.ndarray, now: float, frame: np.ndarray | None = None,
+               scores: np.ndarray | None = None) -> np.ndarray:
+        """Feed this frame's detections (N,4) (with their scores, when known) and, when there is one, the frame
+        itself; return the boxes to mask: the N detections unchanged, then the held boxes of the tracks no
+        detection matched."""
         det = np.asarray(detections, np.float32).reshape(-1, 4)
-        live = self._advance(now, frame)
-        placed = np.array([t.box for t in live], np.float32).reshape(-1, 4)
-        ious = box_iou(placed, det)
+        score = np.ones(len(det), np.float32) if scores is None else np.asarray(scores, np.float32).reshape(-1)
+        live = [t for t in self.tracks if self._alive(t, now)]
+        # Match against where each face should be now; only the faces no detection found are searched for in the
+        # image (optical flow costs a millisecond or two a face).
+        predicted = np.array([t.box + np.tile(self._velocity(t) * max(0.0, now - t.moved_at), 2) for t in live],
+                             np.float32).reshape(-1, 4)
+        ious = box_iou(predicted, det)
         matched_tracks: set[int] = set()
         matched_dets: set[int] = set()
         for flat in np.argsort(-ious, axis=None):  # greedy, best overlap first
@@ -77,41 +91,57 @@ class Hold:
             matched_tracks.add(ti)
             matched_dets.add(di)
             self._seen(live[ti], det[di], now)
-        held = [self._held_box(t, now) for i, t in enumerate(live) if i not in matched_tracks]
+            live[ti].sightings += 1
+            live[ti].score = max(live[ti].score, float(score[di]))
+        unmatched = [t for i, t in enumerate(live) if i not in matched_tracks]
+        self._advance(unmatched, now, frame)
+        held = [self._held_box(t, now) for t in unmatched if self._alive(t, now)]
         for di in range(len(det)):
             if di not in matched_dets:
-                live.append(Track(det[di].copy(), np.zeros(2, np.float32), now, now, det[di].copy()))
-        self.tracks = live
+                live.append(Track(det[di].copy(), np.zeros(2, np.float32), now, now, det[di].copy(),
+                                  score=float(score[di])))
+        self.tracks = dedupe([t for t in live if self._alive(t, now)], limit=self.max_tracks)
         return np.concatenate([det, np.array(held, np.float32).reshape(-1, 4)])
 
     def boxes_at(self, now: float, frame: np.ndarray | None = None) -> np.ndarray:
         """Boxes for a frame that was not run through the detector: every live track, followed into `frame`."""
-        self.tracks = self._advance(now, frame)
+        live = [t for t in self.tracks if self._alive(t, now)]
+        self._advance(live, now, frame)
+        self.tracks = dedupe([t for t in live if self._alive(t, now)], limit=self.max_tracks)
         return np.array([self._held_box(t, now) for t in self.tracks], np.float32).reshape(-1, 4)
 
     # -- tracks ---------------------------------------------------------------------------------------------
     def _alive(self, t: Track, now: float) -> bool:
         if self.seconds <= 0:
             return False
+        if t.sightings < 2 and t.score < self.confirm_score:
+            return t.misses <= self.min_frames
         unseen = now - t.seen_at
+        # Following on the image alone (no detection) only extends a track seen at least twice: flow also "finds"
+        # a patch of background, and one stray detection must not become a mask that wanders for seconds.
         return (unseen <= self.seconds or t.misses <= self.min_frames
-                or (t.followed and unseen <= max(self.seconds, self.follow_seconds)))
+                or (t.followed and t.sightings >= 2 and unseen <= max(self.seconds, self.follow_seconds)))
 
-    def _advance(self, now: float, frame: np.ndarray | None) -> list[Track]:
-        """Live tracks, each placed in `frame` (flow, else the motion model); remembers the frame for the next."""
-        live = [t for t in self.tracks if self._alive(t, now)]
+    def _advance(self, tracks: list[Track], now: float, frame: np.ndarray | None) -> None:
+        """Place each track in `frame` (flow, a template match, else the motion model); remember the frame's grey
+        image for the next call."""
         grey = None if frame is None else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        for t in live:
-            t.misses += 1  # until a detection of this frame matches it
+        half = None if grey is None else cv2.pyrDown(grey)
+        for t in tracks:
+            t.misses += 1  # no detection of this frame matched it
             dt = now - t.moved_at
             if dt <= 0:
                 continue
             shift = None
-            if grey is not None and self._grey is not None and self._grey.shape == grey.shape:
+            confirmed = t.sightings >= 2 or t.score >= self.confirm_score
+            if confirmed and grey is not None and self._grey is not None and self._grey.shape == grey.shape:
                 reach = self._reach(t, dt)
-                shift = flow_shift(self._grey, grey, t.box, reach)
-                if shift is None:
-                    shift = match_shift(self._grey, grey, t.box, reach)
+                if min(t.box[2:] - t.box[:2]) >= HALF_SIZE_FROM and self._half is not None and half is not None:
+                    shift = _at_half(self._half, half, t.box, reach)
+                else:
+                    shift = flow_shift(self._grey, grey, t.box, reach)
+                    if shift is None:
+                        shift = match_shift(self._grey, grey, t.box, reach)
             t.followed = shift is not None
             if shift is None:
                 shift = self._velocity(t) * dt
@@ -121,8 +151,7 @@ class Hold:
             t.box = (t.box + np.concatenate([shift, shift])).astype(np.float32)
             t.moved_at = now
         if grey is not None:
-            self._grey = grey
-        return [t for t in live if self._alive(t, now)]
+            self._grey, self._half = grey, half
 
     def _top_speed(self, t: Track) -> float:
         """px/s: the fastest this face may move."""
@@ -163,6 +192,37 @@ class Hold:
         return np.concatenate([t.box[:2] - pad, t.box[2:] + pad]).astype(np.float32)
 
 
+def _at_half(prev: np.ndarray, half: np.ndarray, box: np.ndarray, reach: float) -> np.ndarray | None:
+    """flow_shift (then match_shift) on half-size images, as a full-size shift."""
+    small = box / 2
+    shift = flow_shift(prev, half, small, reach / 2)
+    if shift is None:
+        shift = match_shift(prev, half, small, reach / 2)
+    return None if shift is None else shift * 2
+
+
+def dedupe(tracks: list[Track], iou: float = 0.3, inside: float = 0.7, limit: int = 48) -> list[Track]:
+    """Tracks that have come to cover the same face (IoU > iou, or one mostly inside the other) are one: the most
+    recently seen, most seen, stays. At most `limit` remain, the most recently seen."""
+    if len(tracks) < 2:
+        return tracks
+    order = sorted(range(len(tracks)), key=lambda i: (-tracks[i].seen_at, -tracks[i].sightings))
+    boxes = np.array([tracks[order[k]].box for k in range(len(order))], np.float32)
+    overlaps = box_iou(boxes, boxes)
+    area = np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0, None), axis=1)
+    lt = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
+    rb = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    shared = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    contained = shared / np.maximum(np.minimum(area[:, None], area[None, :]), 1e-6)
+    keep: list[int] = []
+    for k in range(len(order)):
+        if len(keep) >= limit:
+            break
+        if all(overlaps[k, j] <= iou and contained[k, j] <= inside for j in keep):
+            keep.append(k)
+    return [tracks[order[k]] for k in sorted(keep)]
+
+
 def flow_shift(prev: np.ndarray, grey: np.ndarray, box: np.ndarray, reach: float) -> np.ndarray | None:
     """The median displacement (dx, dy) of the corners inside `box` from `prev` to `grey`, by pyramidal
     Lucas-Kanade within `reach` px, or None when too few corners survive the forward-backward check."""
@@ -187,7 +247,7 @@ def flow_shift(prev: np.ndarray, grey: np.ndarray, box: np.ndarray, reach: float
     if points is None or len(points) < FLOW_MIN_POINTS:
         return None
     win = int(min(31, max(9, side // 2))) | 1
-    params = {"winSize": (win, win), "maxLevel": 3,
+    params = {"winSize": (win, win), "maxLevel": 2,
               "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)}
     moved, ok, _ = cv2.calcOpticalFlowPyrLK(a, b, points, None, **params)
     back, ok_back, _ = cv2.calcOpticalFlowPyrLK(b, a, moved, None, **params)

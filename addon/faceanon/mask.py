@@ -14,6 +14,7 @@ they look softer and are measured as weaker (`faceanon eval --style blur`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import cv2
@@ -78,15 +79,19 @@ def mask_boxes(boxes: np.ndarray, style: MaskStyle, width: int, height: int) -> 
     return grow(b, margins, width, height)
 
 
-def fill_colour(pixels: np.ndarray, style: MaskStyle) -> tuple[int, int, int]:
-    """The colour to paint over these (N,3) pixels."""
+def fill_colour(roi: np.ndarray, inside: np.ndarray, style: MaskStyle) -> tuple[int, int, int]:
+    """The colour to paint over the `inside` pixels of `roi`: black, unless too many of them are near black."""
     if style.fill_color != AUTO:
         return style.fill_color  # type: ignore[return-value]
-    if len(pixels) == 0:
+    count = int(np.count_nonzero(inside))
+    if count == 0:
         return PALETTE[0]
-    px = pixels.astype(np.int16)
-    near = [float((np.abs(px - np.array(c, np.int16)).max(axis=1) <= UNCHANGED).mean()) for c in PALETTE]
-    return PALETTE[0] if near[0] < BLACK_ENOUGH else PALETTE[int(np.argmin(near))]
+    dark = np.count_nonzero((roi.max(axis=2) <= UNCHANGED) & inside) / count
+    if dark < BLACK_ENOUGH:
+        return PALETTE[0]  # the usual case: one pass over the region
+    px = roi[inside].astype(np.int16)
+    near = [dark] + [float((np.abs(px - np.array(c, np.int16)).max(axis=1) <= UNCHANGED).mean()) for c in PALETTE[1:]]
+    return PALETTE[int(np.argmin(near))]
 
 
 def _obscured(roi: np.ndarray, style: MaskStyle) -> np.ndarray:
@@ -103,8 +108,10 @@ def _obscured(roi: np.ndarray, style: MaskStyle) -> np.ndarray:
     return cv2.GaussianBlur(big, (k, k), 0)
 
 
+@lru_cache(maxsize=512)
 def stencil(width: int, height: int, shape: Shape) -> np.ndarray:
-    """HxW bools: the part of a width x height region the mask covers."""
+    """HxW bools: the part of a width x height region the mask covers (cached: held masks keep their size; the
+    array is shared, so callers must not write to it)."""
     if shape == "box":
         return np.ones((height, width), bool)
     out = np.zeros((height, width), np.uint8)
@@ -119,7 +126,7 @@ def apply_masks(frame: np.ndarray, boxes: np.ndarray, style: MaskStyle) -> np.nd
                for r in mask_boxes(boxes, style, w, h) if r[2] > r[0] and r[3] > r[1]]
     if style.style == "fill":
         # Colours come from the unmasked frame: an overlapping box must not see an earlier box's paint.
-        colours = [fill_colour(frame[y1:y2, x1:x2][inside], style) for (x1, y1, x2, y2), inside in regions]
+        colours = [fill_colour(frame[y1:y2, x1:x2], inside, style) for (x1, y1, x2, y2), inside in regions]
         for ((x1, y1, x2, y2), inside), colour in zip(regions, colours, strict=True):
             frame[y1:y2, x1:x2][inside] = colour
         return frame

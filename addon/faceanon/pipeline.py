@@ -42,7 +42,7 @@ def stream_plan(cam: dict, detector_cfg: dict) -> StreamPlan:
     whole = capped(stream.full, cam.get("detect_size") or 0)
     if cam.get("tile"):  # native tiles, one per frame round robin; the regions and the hold cover the rest
         whole = DetectPlan((*whole.passes, Pass(1.0, tile=cam["tile"])), whole.model, whole.name, tiles_per_call=1)
-    return StreamPlan(whole, stream.full_every, stream.regions, stream.motion_width)
+    return StreamPlan(whole, stream.full_every, stream.regions, stream.motion_width, stream.region_budget)
 
 
 def mask_style(cam: dict) -> MaskStyle:

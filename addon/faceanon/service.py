@@ -89,7 +89,7 @@ class Service:
         self.broker_port = broker_port
         self.broker = None
         self.mqtt_cfg: dict | None = cfg.get("mqtt")
-        self.detectors = Detectors(cfg["detector"])
+        self.detectors = Detectors(cfg["detector"], sum(1 for c in cfg["cameras"] if c.get("enabled", True)))
         self.pipelines: list[CameraPipeline] = []
         self.publishers: list = []
         self._tasks: list[asyncio.Task] = []

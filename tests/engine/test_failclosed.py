@@ -23,7 +23,7 @@ from test_pipeline import (
 )
 
 pytestmark = pytest.mark.timeout(90)
-STRICT = {"style": "fill", "shape": "box"}  # lets the engine's own detector judge every masked frame
+STRICT = {"style": "fill", "shape": "box", "detect_every": 1}  # the whole frame every frame; box: the engine judges
 
 
 class Timeline(RecordingPipeline):

@@ -216,7 +216,7 @@ async def test_every_output_is_masked_and_status_is_complete() -> None:
 
 async def test_a_missed_face_stays_masked_by_the_hold() -> None:
     scripted = Scripted(lambda n: "miss" if n % 2 == 0 else "ok")  # the detector misses every other frame
-    pipeline = RecordingPipeline(camera(hold_seconds=1.0), ScriptedDetectors(scripted))
+    pipeline = RecordingPipeline(camera(hold_seconds=1.0, detect_every=1), ScriptedDetectors(scripted))
     held = []
     pipeline.feed.wait_frame  # noqa: B018 - the contract's coroutine exists
     task = asyncio.create_task(run_for(pipeline, 8, until=lambda: len(pipeline.pairs) >= 12))

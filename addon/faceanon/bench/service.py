@@ -100,7 +100,7 @@ async def measure_pipeline(clip: Path, cameras: int, fps: float, seconds: float,
                            detect_size: int | None) -> Row:
     rss_start = rss_mb()
     cfg = service_config(clip, cameras, fps, model, detect_size)
-    detectors = Detectors(cfg["detector"])
+    detectors = Detectors(cfg["detector"], len(cfg["cameras"]))
     pipelines = [CameraPipeline(cam, detectors) for cam in cfg["cameras"]]
     tasks = [asyncio.create_task(p.run()) for p in pipelines]
     try:
@@ -200,7 +200,7 @@ async def soak(clip: Path, cameras: int, fps: float, minutes: float, model: str 
                detect_size: int | None) -> None:
     """Run `cameras` pipelines for `minutes`, printing RSS every 30 s: memory must stay flat."""
     cfg = service_config(clip, cameras, fps, model, detect_size)
-    detectors = Detectors(cfg["detector"])
+    detectors = Detectors(cfg["detector"], len(cfg["cameras"]))
     pipelines = [CameraPipeline(cam, detectors) for cam in cfg["cameras"]]
     tasks = [asyncio.create_task(p.run()) for p in pipelines]
     samples: list[float] = []

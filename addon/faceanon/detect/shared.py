@@ -1,8 +1,10 @@
-"""Models shared by every camera that uses them: loaded once, off the event loop, one inference at a time.
+"""Models shared by every camera that uses them: loaded once, off the event loop, inferences taken in turn.
 
-A session already uses every core through its intra-op threads, so concurrent runs only contend; cameras take turns
-per inference, first come first served (a FIFO lock, not Python's Lock, which lets one thread win over and over), so
-a camera that scans many regions cannot starve the others.
+Cameras take turns per inference, first come first served (a FIFO semaphore, not Python's Lock, which lets one
+thread win over and over), so a camera that scans many regions cannot starve the others. One camera gets every core
+inside each inference (intra-op threads); several cameras get one core per inference and as many inferences at once
+as there are cores: two single-threaded runs on two cores do more work than one run on two threads (the second
+intra-op thread adds about half).
 """
 
 from __future__ import annotations
@@ -16,31 +18,32 @@ from typing import Any
 import numpy as np
 
 from faceanon.detect import FaceDetector, Faces, load_detector
+from faceanon.detect.runtime import default_threads
 
 
 class FairLock:
-    """A lock handed over in arrival order."""
+    """A semaphore of `slots` handed over in arrival order (slots=1: a lock)."""
 
-    def __init__(self) -> None:
+    def __init__(self, slots: int = 1) -> None:
         self._guard = threading.Lock()
         self._waiting: deque[threading.Event] = deque()
-        self._held = False
+        self._free = max(1, slots)
 
     def acquire(self) -> None:
         with self._guard:
-            if not self._held:
-                self._held = True
+            if self._free > 0:
+                self._free -= 1
                 return
             turn = threading.Event()
             self._waiting.append(turn)
-        turn.wait()  # released straight to us: _held stays True
+        turn.wait()  # a slot was handed straight to us
 
     def release(self) -> None:
         with self._guard:
             if self._waiting:
                 self._waiting.popleft().set()
             else:
-                self._held = False
+                self._free += 1
 
     def __enter__(self) -> FairLock:
         self.acquire()
@@ -77,16 +80,23 @@ class SharedDetector(FaceDetector):
 
 
 class Detectors:
-    """Loads each model once, off the event loop, and hands the same SharedDetector to every camera."""
+    """Loads each model once, off the event loop, and hands the same SharedDetector to every camera. With
+    `cameras` > 1 (and no `threads` in the config) each inference gets one thread and the cores run them side by
+    side."""
 
-    def __init__(self, detector_cfg: dict) -> None:
+    def __init__(self, detector_cfg: dict, cameras: int = 1) -> None:
         self.cfg = detector_cfg
+        cores = default_threads()
+        if detector_cfg.get("threads") or cameras < 2 or cores < 2:
+            self.threads, self.slots = detector_cfg.get("threads"), 1
+        else:
+            self.threads, self.slots = 1, cores
         self._loaded: dict[tuple, SharedDetector] = {}
         self._loading: dict[tuple, asyncio.Future] = {}
 
     def key(self, model: str | None) -> tuple:
         return (model or self.cfg.get("model"), self.cfg.get("family"), self.cfg.get("provider", "cpu"),
-                self.cfg.get("threads"))
+                self.threads)
 
     async def get(self, model: str | None = None) -> SharedDetector:
         """Raises ModelError (one line naming the model and the reason) when it cannot load."""
@@ -112,4 +122,4 @@ class Detectors:
         model, family, provider, threads = key
         # A user's .onnx needs its family; bundled models name theirs in their manifest.
         return SharedDetector(load_detector(model, family=family if model == self.cfg.get("model") else None,
-                                            provider=provider, threads=threads))
+                                            provider=provider, threads=threads), FairLock(self.slots))

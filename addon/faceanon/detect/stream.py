@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from faceanon.detect.base import FaceDetector, Faces
+from faceanon.detect.mosaic import scan_images
 from faceanon.detect.motion import MotionRegions, merge_boxes
-from faceanon.detect.plan import DetectPlan, Scanner, merge
+from faceanon.detect.plan import DetectPlan, Scanner, merge, resized
 
 TRACK_PAD = 1.0  # a tracked face's region: its box grown by this share of its size on every side
 
@@ -31,6 +32,9 @@ class StreamPlan:
     # pass doubles the crop), with thresholds of their own. None: no region looks (the whole frame every frame).
     regions: DetectPlan | None = None
     motion_width: int = 320  # px of the grey copy the motion model runs on
+    # Pixels the region looks may scan per frame (after their scaling), 0: no limit. Tracked faces go first, then
+    # moving regions, smallest first (where the small faces are); what does not fit waits for the next frame.
+    region_budget: int = 0
 
     @property
     def models(self) -> list[str]:
@@ -75,26 +79,77 @@ class StreamScanner:
         if self.closely is not None:
             motion = self.motion.update(frame)
             motion_share, everything = motion.share, motion.everything
-            regions = np.concatenate([motion.boxes, grown(tracked, w, h)]) if tracked is not None else motion.boxes
-            regions = merge_boxes(regions, self.motion.max_regions)
+            near = grown(tracked, w, h)
+            regions = merge_boxes(np.concatenate([near, motion.boxes]), self.motion.max_regions)
+            regions = self._within_budget(regions, near)
         whole = everything or self.closely is None or (self.frames - 1) % max(1, self.plan.full_every) == 0
         if whole:
             parts.append(self.whole.scan(frame))
-        for region in regions:
-            parts.append(self.look_at(frame, region))
+        if len(regions):
+            parts.extend(self.look_at_all(frame, regions))
         faces = Faces.concat(parts)
         if len(parts) > 1:
             faces = merge(faces, self.plan.full.merge)
         return Look(faces, regions, whole, motion_share)
 
-    def look_at(self, frame: np.ndarray, region: np.ndarray) -> Faces:
-        """One region's crop through the region plan; boxes in frame pixels."""
-        assert self.closely is not None
-        x1, y1, x2, y2 = (int(v) for v in np.round(region))
-        crop = frame[y1:y2, x1:x2]
-        if crop.shape[0] < 8 or crop.shape[1] < 8:
-            return Faces.empty()
-        return self.closely.scan(crop).scaled(1, 1, x1, y1)
+    def _within_budget(self, regions: np.ndarray, near: np.ndarray) -> np.ndarray:
+        """The regions to look at this frame: those holding a tracked face first, then the smallest, until the
+        plan's pixel budget is spent (the first region always goes)."""
+        if not self.plan.region_budget or len(regions) < 2:
+            return regions
+        assert self.plan.regions is not None
+        area = np.prod(regions[:, 2:] - regions[:, :2], axis=1)
+        tracked = (_covers(regions, near) if len(near) else np.zeros(len(regions), bool))
+        order = np.lexsort((area, ~tracked))
+        chosen, spent = [], 0.0
+        for i in order:
+            width, height = regions[i, 2] - regions[i, 0], regions[i, 3] - regions[i, 1]
+            cost = sum(area[i] * s * s for _, s in self.plan.regions.passes_for(int(width), int(height)))
+            if chosen and spent + cost > self.plan.region_budget:
+                continue
+            chosen.append(i)
+            spent += cost
+        return regions[sorted(chosen)]
+
+    def look_at_all(self, frame: np.ndarray, regions: np.ndarray) -> list[Faces]:
+        """Every region's crop through the region plan, one inference per pass for all regions together
+        (faceanon.detect.mosaic); boxes in frame pixels."""
+        assert self.closely is not None and self.plan.regions is not None
+        jobs: dict[int, list[tuple[np.ndarray, np.ndarray, bool]]] = {}  # pass -> (image, region, flipped)
+        passes = self.plan.regions.passes
+        for region in regions:
+            x1, y1, x2, y2 = (int(v) for v in np.round(region))
+            crop = frame[y1:y2, x1:x2]
+            if crop.shape[0] < 8 or crop.shape[1] < 8:
+                continue
+            for p, scale in self.plan.regions.passes_for(crop.shape[1], crop.shape[0]):
+                image = resized(crop, scale)
+                if p.flip:
+                    image = np.ascontiguousarray(image[:, ::-1])
+                jobs.setdefault(passes.index(p), []).append((image, np.array([x1, y1, x2, y2], np.float32), p.flip))
+        out = []
+        for index, items in jobs.items():
+            p = passes[index]
+            detector = self.detectors[p.model or self.plan.regions.model]
+            found = scan_images(detector, [image for image, _, _ in items], self.closely.threshold_of(p))
+            for faces, (image, (x1, y1, x2, y2), flipped) in zip(found, items, strict=True):
+                if not len(faces):
+                    continue
+                ih, iw = image.shape[:2]
+                if flipped:
+                    boxes = faces.boxes.copy()
+                    boxes[:, [0, 2]] = iw - boxes[:, [2, 0]]
+                    faces = Faces(boxes, faces.scores, None)
+                out.append(faces.scaled((x2 - x1) / iw, (y2 - y1) / ih, x1, y1))
+        return out
+
+
+def _covers(regions: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """For each region, whether it holds the centre of any of the boxes."""
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    inside = ((centres[None, :, 0] >= regions[:, None, 0]) & (centres[None, :, 0] <= regions[:, None, 2])
+              & (centres[None, :, 1] >= regions[:, None, 1]) & (centres[None, :, 1] <= regions[:, None, 3]))
+    return inside.any(axis=1)
 
 
 def grown(boxes: np.ndarray | None, width: int, height: int) -> np.ndarray:
