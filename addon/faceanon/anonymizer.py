@@ -20,7 +20,7 @@ from faceanon.hold import Hold
 @dataclass(frozen=True)
 class Masks:
     boxes: np.ndarray  # (N,4): this frame's detections first, then the boxes the hold adds
-    faces: int  # faces detected in this frame
+    faces: int  # faces in view: what the last whole-frame look found (region looks, at low thresholds, only add masks)
     held: int  # boxes the hold added
     look: Look
 
@@ -32,10 +32,13 @@ class StreamAnonymizer:
                  threshold: float | None = None) -> None:
         self.scanner = StreamScanner(detectors, plan, threshold)
         self.hold = hold
+        self._in_view = 0
 
     def masks(self, frame: np.ndarray, now: float) -> Masks:
         """The boxes to mask in `frame`, seen at `now` (seconds, any origin; only differences matter)."""
         tracked = np.array([t.box for t in self.hold.tracks], np.float32).reshape(-1, 4)
         look = self.scanner.look(frame, tracked)
         boxes = self.hold.update(look.faces.boxes, now, frame, look.faces.scores)
-        return Masks(boxes, len(look.faces), len(boxes) - len(look.faces), look)
+        if look.whole:
+            self._in_view = look.whole_faces
+        return Masks(boxes, self._in_view, len(boxes) - len(look.faces), look)

@@ -134,6 +134,13 @@ HTTP = vol.Schema({
     vol.Optional("ingress_only", default=False): bool,
 })
 
+RTSP = vol.Schema({
+    vol.Optional("enabled", default=True): bool,  # encodes only while a client watches
+    vol.Optional("host", default=None): optional_str,  # None: http.host (the service's one listen address)
+    vol.Optional("port", default=8554): vol.Any(0, port),  # 0: any free port (tests)
+    vol.Optional("keyframe_seconds", default=2.0): vol.All(vol.Coerce(float), vol.Range(min=0.2, max=60.0)),
+})
+
 DETECTOR = vol.Schema({
     vol.Optional("model", default=defaults.STREAM_MODEL): vol.All(str, vol.Length(min=1)),
     vol.Optional("family", default=None): nullable(vol.All(str, vol.Length(min=1))),
@@ -163,6 +170,8 @@ CAMERA = vol.Schema({
                                                                         vol.Range(min=0.0, max=30.0)),
     vol.Optional("deadline_ms", default=2000): vol.All(int, vol.Range(min=50, max=60000)),
     vol.Optional("model", default=None): nullable(vol.All(str, vol.Length(min=1))),
+    vol.Optional("restream", default=None): nullable(vol.All(str, vol.Match(r"^rtsps?://\S+$",
+                                                                             msg="expected rtsp://host:port/path"))),
 })
 
 
@@ -178,6 +187,7 @@ def unique_names(cameras: list[dict]) -> list[dict]:
 SCHEMA = vol.Schema({
     vol.Optional("mqtt"): nullable(MQTT),
     vol.Optional("http", default={}): section(HTTP),
+    vol.Optional("rtsp", default={}): section(RTSP),
     vol.Optional("detector", default={}): section(DETECTOR),
     vol.Optional("log_level", default="info"): vol.All(str, vol.Lower, vol.In(LOG_LEVELS)),
     vol.Required("cameras"): vol.All([CAMERA], vol.Length(min=1, msg="at least one camera is needed"),
@@ -213,6 +223,8 @@ def validate(data: Any) -> dict:
         raise ConfigError("; ".join(lines)) from None
     if cfg.get("mqtt") is None:
         cfg.pop("mqtt", None)  # absent or empty: the service runs its embedded broker
+    if cfg["rtsp"]["host"] is None:
+        cfg["rtsp"]["host"] = cfg["http"]["host"]
     return cfg
 
 

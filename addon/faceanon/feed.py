@@ -75,6 +75,7 @@ class CameraFeed:
         self.fail_closed_frames = 0
         self.dropped_base = 0  # frames dropped by the pipeline itself (e.g. before the detector was ready)
         self.source: Source | None = None
+        self.rtsp_port: int | None = None  # the built-in RTSP restream's port (rtsp://<host>:<port>/<name>)
         self.online_after_s = 5.0
         self.last_frame_at: float | None = None  # monotonic arrival of the newest source frame
         self.detect_ms: deque[float] = deque(maxlen=200)
@@ -84,6 +85,15 @@ class CameraFeed:
     @property
     def latest_jpeg(self) -> bytes | None:
         return None if self._latest is None else self._latest.jpeg
+
+    @property
+    def latest_image(self) -> np.ndarray | None:
+        """The newest output frame's pixels (masked or privacy-hold; read-only for publishers), for encoders."""
+        return None if self._latest is None else self._latest.image
+
+    @property
+    def latest_is_hold(self) -> bool:
+        return self._latest is not None and self._latest.safe
 
     def _publish(self, out: Anonymized, captured: float | None = None) -> None:
         """The single way into latest_jpeg."""
@@ -136,6 +146,7 @@ class CameraFeed:
             "width": self.width,
             "height": self.height,
             "last_frame_age_s": age,
+            "rtsp_port": self.rtsp_port,
         }
 
 

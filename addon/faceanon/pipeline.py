@@ -94,6 +94,7 @@ class CameraPipeline:
                 try:
                     await asyncio.wait_for(self._arrived.wait(), 1.0)
                 except TimeoutError:
+                    self._source_quiet()
                     continue
                 self._arrived.clear()
                 frame = self.source.mailbox.take()
@@ -192,6 +193,16 @@ class CameraPipeline:
         start = time.perf_counter()
         masks = anonymizer.masks(frame.image, frame.captured)
         return masks, (time.perf_counter() - start) * 1000
+
+    def _source_quiet(self) -> None:
+        """No frame for `online_after_s` (camera down or stalled): publish the privacy-hold frame once, so the
+        streams (MJPEG, RTSP) show a stale camera as stale rather than freezing on its last live picture."""
+        feed = self.feed
+        if feed.last_frame_at is None or feed.latest_is_hold:
+            return
+        if time.monotonic() - feed.last_frame_at < feed.online_after_s:
+            return
+        feed._publish(privacy_hold_frame(self._last_good, feed.width, feed.height))
 
     def _fail_closed(self, frame: Frame | None) -> None:
         """Publish the privacy-hold frame in place of this frame."""

@@ -137,7 +137,32 @@ class Service:
                 log.exception("%s: pipeline crashed (%s); restarting in 5s", pipeline.name, one_line(err))
                 await asyncio.sleep(5)
 
+    async def _start_restream(self) -> int | None:
+        """The RTSP restream (built-in server and pushes) first: the HTTP API tells clients its port."""
+        cameras = {c["name"]: c for c in self.cfg["cameras"]}
+        if not self.cfg["rtsp"]["enabled"] and not any(c.get("restream") for c in cameras.values()):
+            return None
+        from faceanon.publish.restream import Restream
+
+        restream = Restream(self.cfg["rtsp"], self.cfg["http"].get("token"), self.feeds, cameras)
+        try:
+            await restream.start()
+        except Exception as err:  # no GStreamer, port taken: the other outputs keep running
+            log.error("RTSP restream cannot start (%s)", one_line(err))
+            with contextlib.suppress(Exception):
+                await restream.stop()
+            if not any(c.get("restream") for c in cameras.values()):
+                return None
+            self.cfg = {**self.cfg, "rtsp": {**self.cfg["rtsp"], "enabled": False}}
+            restream = Restream(self.cfg["rtsp"], None, self.feeds, cameras)  # the pushes still go
+            await restream.start()
+        self.publishers.append(restream)
+        for feed in self.feeds:  # in every camera's status (HTTP, MQTT attributes): where its stream is
+            feed.rtsp_port = restream.port
+        return restream.port
+
     async def _start_publishers(self) -> None:
+        rtsp_port = await self._start_restream()
         makers = []
         try:
             from faceanon.publish.mqtt import MqttPublisher
@@ -148,7 +173,8 @@ class Service:
         try:
             from faceanon.publish.http import HttpServer
 
-            makers.append(("HTTP", lambda: HttpServer(self.cfg["http"], self.feeds, self.version)))
+            makers.append(("HTTP", lambda: HttpServer(self.cfg["http"], self.feeds, self.version,
+                                                            rtsp_port=rtsp_port)))
         except ImportError as err:
             log.error("HTTP server unavailable (%s)", one_line(err))
         for label, make in makers:

@@ -37,6 +37,7 @@ from faceanon.config import CAMERA_NAME
 
 log = logging.getLogger("faceanon.supervisor")
 
+RTSP_PORT = 8554  # the restream's port inside the container (ports in config.yaml)
 INGRESS_PORT = 8099  # must equal ingress_port in addon/config.yaml (checked by tests/addon)
 DISCOVERY_SERVICE = "faceanon"  # listed under `discovery` in config.yaml; the HA integration's async_step_hassio
 DEMO_URL = "demo"  # camera url that plays the bundled sample clip, so a fresh install shows something at once
@@ -56,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "hold_seconds": defaults.HOLD_SECONDS,
     "topic_prefix": "faceanon",
     "mqtt_discovery": True,
+    "rtsp": True,
     "log_level": "info",
 }
 DEFAULT_CAMERAS = [{"name": "demo", "url": DEMO_URL, "fps": 5.0, "style": "fill"}]
@@ -80,6 +82,7 @@ CAMERA_OPTIONS = vol.Schema({
     vol.Optional("detect_size"): _int(0, 4096),
     vol.Optional("tile"): _int(0, 2048),
     vol.Optional("snapshot_interval"): _int(1, 3600),
+    vol.Optional("restream"): vol.All(str, vol.Match(r"^rtsps?://\S+$", msg="expected rtsp://host:port/path")),
 })
 OPTIONS = vol.Schema({
     vol.Required("cameras"): vol.All([CAMERA_OPTIONS], vol.Length(min=1, msg="needs at least one camera")),
@@ -91,6 +94,7 @@ OPTIONS = vol.Schema({
     vol.Optional("hold_seconds", default=DEFAULTS["hold_seconds"]): _float(0, 10),
     vol.Optional("topic_prefix", default=DEFAULTS["topic_prefix"]): vol.Match(r"^[A-Za-z0-9_-]{1,64}$"),
     vol.Optional("mqtt_discovery", default=DEFAULTS["mqtt_discovery"]): bool,
+    vol.Optional("rtsp", default=DEFAULTS["rtsp"]): bool,
     vol.Optional("http_token"): str,
     vol.Optional("log_level", default=DEFAULTS["log_level"]): vol.In(list(LOG_LEVELS)),
 })
@@ -247,7 +251,7 @@ def build_config(options: dict[str, Any], service: dict[str, Any], token: str, h
             "margin": options["mask_margin"],
             "hold_seconds": options["hold_seconds"],
         }
-        for key in ("detect_size", "tile"):
+        for key in ("detect_size", "tile", "restream"):
             if key in cam:
                 entry[key] = cam[key]
         cameras.append(entry)
@@ -264,6 +268,7 @@ def build_config(options: dict[str, Any], service: dict[str, Any], token: str, h
             "client_id": "faceanon",
         },
         "http": {"host": "0.0.0.0", "port": http_port, "token": token, "ingress_only": True},
+        "rtsp": {"enabled": options["rtsp"], "host": "0.0.0.0", "port": RTSP_PORT},
         "detector": {"model": options["model"], "threads": options["threads"] or None},
         "log_level": LOG_LEVELS[options["log_level"]],
         "cameras": cameras,

@@ -12,6 +12,7 @@ import aiohttp
 from yarl import URL
 
 REQUEST_TIMEOUT = 10
+RTSP_USER = "faceanon"  # the service's RTSP server takes this user with the token as password
 
 
 class FaceanonError(Exception):
@@ -68,6 +69,7 @@ class ServiceState:
 
     version: str
     cameras: dict[str, CameraStatus]
+    rtsp_port: int | None = None  # the service's built-in RTSP restream, when it runs
 
 
 class FaceanonClient:
@@ -77,6 +79,7 @@ class FaceanonClient:
         self._session = session
         self.host = host
         self.port = port
+        self._token = token
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = URL.build(scheme="http", host=host, port=port)
 
@@ -87,7 +90,16 @@ class FaceanonClient:
     async def cameras(self) -> ServiceState:
         data = await self._get_json("/api/cameras")
         cameras = [CameraStatus.from_dict(item) for item in data["cameras"]]
-        return ServiceState(data["version"], {camera.name: camera for camera in cameras})
+        rtsp = data.get("rtsp")
+        port = int(rtsp["port"]) if isinstance(rtsp, dict) and rtsp.get("port") else None
+        return ServiceState(data["version"], {camera.name: camera for camera in cameras}, port)
+
+    def rtsp_url(self, camera: str, port: int) -> str:
+        """The camera's anonymized RTSP restream; with a token, RTSP basic auth (user `faceanon`)."""
+        url = URL.build(scheme="rtsp", host=self.host, port=port, path=f"/{camera}")
+        if self._token:
+            url = url.with_user(RTSP_USER).with_password(self._token)
+        return str(url)
 
     async def latest_jpeg(self, camera: str, height: int | None = None) -> bytes | None:
         """The newest anonymized JPEG, or None before the service has one (HTTP 503)."""

@@ -1,9 +1,10 @@
-"""The anonymized camera: still images and the MJPEG stream are proxied from the service."""
+"""The anonymized camera: still images and the MJPEG stream are proxied from the service; `stream_source` is the
+service's anonymized RTSP restream (HLS/WebRTC in the frontend, `camera.record`)."""
 
 from __future__ import annotations
 
 from aiohttp import web
-from homeassistant.components.camera import Camera
+from homeassistant.components.camera import Camera, CameraEntityFeature
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_aiohttp_proxy_web
 from homeassistant.helpers.entity import EntityDescription
@@ -31,6 +32,16 @@ class FaceanonCamera(FaceanonEntity, Camera):
     def __init__(self, coordinator: FaceanonCoordinator, camera: str) -> None:
         FaceanonEntity.__init__(self, coordinator, camera, ANONYMIZED)
         Camera.__init__(self)
+
+    @property
+    def supported_features(self) -> CameraEntityFeature:
+        if self.coordinator.data is not None and self.coordinator.data.rtsp_port:
+            return CameraEntityFeature.STREAM
+        return CameraEntityFeature(0)
+
+    async def stream_source(self) -> str | None:
+        port = self.coordinator.data.rtsp_port if self.coordinator.data is not None else None
+        return None if port is None else self.coordinator.client.rtsp_url(self.camera, port)
 
     async def async_camera_image(self, width: int | None = None, height: int | None = None) -> bytes | None:
         try:

@@ -37,7 +37,8 @@ def test_config_passes_the_supervisor_schema(config: dict) -> None:
     assert config["ingress"] is True
     assert config["ingress_port"] == supervisor.INGRESS_PORT
     assert f"[PORT:{supervisor.INGRESS_PORT}]/api/health" in config["watchdog"]
-    assert config["ports"] == {f"{supervisor.INGRESS_PORT}/tcp": None}, "direct access stays off by default"
+    assert config["ports"] == {f"{supervisor.INGRESS_PORT}/tcp": None, f"{supervisor.RTSP_PORT}/tcp": None}, \
+        "direct access stays off by default"
 
 
 @pytest.mark.parametrize("change", [

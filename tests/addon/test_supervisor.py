@@ -16,7 +16,8 @@ OPTIONS = {
     "cameras": [
         {"name": "demo", "url": "demo", "fps": 5, "style": "blur"},
         {"name": "front_door", "url": "rtsp://frigate:8554/front_door", "fps": 2.5, "style": "pixelate",
-         "detect_size": 1280, "tile": 640, "snapshot_interval": 30, "enabled": False},
+         "detect_size": 1280, "tile": 640, "snapshot_interval": 30, "enabled": False,
+         "restream": "rtsp://ccab4aaf-frigate:8554/front_door_anonymized"},
     ],
     "model": "centerface", "threads": 0, "snapshot_interval": 10, "mask_shape": "box", "mask_margin": 0.4,
     "hold_seconds": 2.0, "topic_prefix": "faceanon", "log_level": "notice",
@@ -41,6 +42,8 @@ def test_options_become_a_valid_service_config(tmp_path: Path) -> None:
     assert door["enabled"] is False and door["style"] == "pixelate"
     assert (door["shape"], door["margin"], door["hold_seconds"]) == ("box", 0.4, 2.0)
     assert cfg["http"] == {"host": "0.0.0.0", "port": 8099, "token": "tok", "ingress_only": True}
+    assert cfg["rtsp"] == {"enabled": True, "host": "0.0.0.0", "port": 8554, "keyframe_seconds": 2.0}
+    assert door["restream"] == "rtsp://ccab4aaf-frigate:8554/front_door_anonymized" and demo["restream"] is None
     assert cfg["mqtt"]["host"] == "core-mosquitto" and cfg["mqtt"]["username"] == "addons"
     assert cfg["mqtt"]["password"] == "pw" and cfg["mqtt"]["tls"] is False
     assert cfg["detector"]["threads"] is None and cfg["detector"]["model"] == "centerface"

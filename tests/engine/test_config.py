@@ -106,3 +106,17 @@ def test_load_config_file_errors_name_the_file(tmp_path: Path) -> None:
     empty.write_text("")
     with pytest.raises(ConfigError, match="empty"):
         load_config(empty)
+
+
+def test_rtsp_section_and_restream_push_url() -> None:
+    cfg = validate({"http": {"host": "127.0.0.1"}, "cameras": [
+        {"name": "lobby", "url": "rtsp://cam/1", "restream": "rtsp://frigate:8554/lobby_anonymized"}]})
+    assert cfg["rtsp"] == {"enabled": True, "host": "127.0.0.1", "port": 8554, "keyframe_seconds": 2.0}
+    assert cfg["cameras"][0]["restream"] == "rtsp://frigate:8554/lobby_anonymized"
+    for bad, key in (({"rtsp": {"port": 70000}}, "rtsp.port"), ({"rtsp": {"keyframe_seconds": 0}},
+                                                                  "rtsp.keyframe_seconds"),
+                     ({"rtsp": {"codec": "h265"}}, "rtsp.codec")):
+        with pytest.raises(ConfigError, match=key):
+            validate({**bad, "cameras": [{"name": "a", "url": "rtsp://cam/1"}]})
+    with pytest.raises(ConfigError, match=r"cameras\[0\].restream: expected rtsp://host:port/path"):
+        validate({"cameras": [{"name": "a", "url": "rtsp://cam/1", "restream": "http://x/y"}]})

@@ -76,6 +76,7 @@ class Service:
         self.broker_port = broker_port
         self.token = self.DEFAULT_TOKEN
         self.port = free_port()
+        self.rtsp_port = free_port()
         self.config_path = workdir / "faceanon.yaml"
         self.log_path = workdir / "faceanon.log"
         self.proc: subprocess.Popen | None = None
@@ -97,6 +98,7 @@ class Service:
         config = {
             "mqtt": {"host": "127.0.0.1", "port": self.broker_port, "client_id": f"faceanon-ha-{self.port}"},
             "http": {"host": "127.0.0.1", "port": self.port, "token": self.token},
+            "rtsp": {"host": "127.0.0.1", "port": self.rtsp_port},
             "detector": {"threads": 1},
             "log_level": "info",
             "cameras": [{"name": name, "url": url, "detect_fps": 5} for name, url in self.cameras.items()],

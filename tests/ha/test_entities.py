@@ -213,3 +213,25 @@ async def test_unload_leaves_nothing_behind(hass: HomeAssistant, entry: MockConf
     assert er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id) == []
     assert dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id) == []
     assert hass.config_entries.async_entries(DOMAIN) == []
+
+
+async def test_stream_source_is_the_anonymized_rtsp_restream(
+    hass: HomeAssistant, entry: MockConfigEntry, service: Service
+) -> None:
+    from homeassistant.components.camera import CameraEntityFeature, async_get_stream_source
+    from homeassistant.const import ATTR_SUPPORTED_FEATURES
+
+    camera = entity_id(hass, entry, "walk", "camera")
+    assert camera is not None
+    state = hass.states.get(camera)
+    assert state is not None
+    assert state.attributes[ATTR_SUPPORTED_FEATURES] & CameraEntityFeature.STREAM
+    source = await async_get_stream_source(hass, camera)
+    assert source == f"rtsp://faceanon:{service.token}@127.0.0.1:{service.rtsp_port}/walk"
+    # The URL plays: Debian's ffprobe sees H.264 there (the service's real RTSP server, token as password).
+    probe = await asyncio.create_subprocess_exec(
+        "ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-show_entries", "stream=codec_name", "-of", "csv=p=0",
+        source, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(probe.communicate(), 30)
+    assert probe.returncode == 0, err
+    assert out.decode().strip() == "h264"

@@ -3,7 +3,8 @@
 For 1, 2 and 4 cameras of 1280x720 at 5 fps each (a real clip with faces, scaled to 1280x720 H.264, read as looped
 file sources paced at the clip's frame rate), it reports per-camera output fps, frame-to-publish latency p50/p95
 (source read -> anonymized JPEG in the feed), detector latency, CPU share per camera (process CPU time / wall /
-cameras) and RSS at start and end. A baseline with the same sources doing only decode + JPEG encode is measured in
+cameras) and RSS at start and end; `--restream` adds a run with the RTSP restream's H.264 encoder on every camera
+and reports its CPU. A baseline with the same sources doing only decode + JPEG encode is measured in
 the same run and printed as a CPU ratio. `--minutes N` soaks the largest camera count that long, sampling RSS.
 """
 
@@ -29,6 +30,7 @@ from faceanon.config import SAMPLE_CLIP, validate
 from faceanon.detect.shared import Detectors
 from faceanon.feed import encode_jpeg, percentile
 from faceanon.pipeline import CameraPipeline
+from faceanon.publish.restream import CameraRestream
 from faceanon.source import FileSource
 
 WARMUP_S = 3.0
@@ -75,6 +77,8 @@ class Row:
     dropped: int
     rss_start: float
     rss_end: float
+    encoder_share: float = 0.0  # H.264 restream encoder CPU per wall second, per camera
+    encode_ms: float = 0.0  # mean per encoded frame
 
 
 class Window:
@@ -96,15 +100,33 @@ def service_config(clip: Path, cameras: int, fps: float, model: str | None, dete
                      "detector": {} if model is None else {"model": model}})
 
 
+class Watcher:
+    """Stands in for an RTSP client on a camera's mount: always watching, takes the access units (the built-in
+    server's own cost per client, RTP packetization, is small next to the encoder's)."""
+
+    watched = True
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.on_client = lambda: None
+
+    def push(self, data: bytes) -> None:
+        self.bytes += len(data)
+
+
 async def measure_pipeline(clip: Path, cameras: int, fps: float, seconds: float, model: str | None,
-                           detect_size: int | None) -> Row:
+                           detect_size: int | None, restream: bool = False) -> Row:
     rss_start = rss_mb()
     cfg = service_config(clip, cameras, fps, model, detect_size)
     detectors = Detectors(cfg["detector"], len(cfg["cameras"]))
     pipelines = [CameraPipeline(cam, detectors) for cam in cfg["cameras"]]
     tasks = [asyncio.create_task(p.run()) for p in pipelines]
+    streams = [CameraRestream(p.feed, fps, cfg["rtsp"]["keyframe_seconds"], Watcher()) for p in pipelines] \
+        if restream else []
+    tasks += [asyncio.create_task(s.run()) for s in streams]
     try:
         await asyncio.sleep(WARMUP_S)
+        encoded = [(s.encode_ms, s.encoder.frames if s.encoder else 0) for s in streams]
         for p in pipelines:  # keep every sample of the window, not the feed's rolling 200
             p.feed.latency_ms = deque(maxlen=100000)
             p.feed.detect_ms = deque(maxlen=100000)
@@ -117,15 +139,19 @@ async def measure_pipeline(clip: Path, cameras: int, fps: float, seconds: float,
         detect = [ms for p in pipelines for ms in p.feed.detect_ms]
         dropped = sum(p.feed.status()["dropped_frames"] - d for p, d in zip(pipelines, drops, strict=True))
         degraded = [p.name for p in pipelines if p.feed.privacy_degraded]
+        enc_ms = sum(s.encode_ms - e for s, (e, _) in zip(streams, encoded, strict=True))
+        enc_frames = sum((s.encoder.frames if s.encoder else 0) - n for s, (_, n) in zip(streams, encoded,
+                                                                                          strict=True))
     finally:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(p.stop() for p in pipelines))
-    label = "pipeline" + (f" (degraded: {', '.join(degraded)})" if degraded else "")
+    label = ("restream" if restream else "pipeline") + (f" (degraded: {', '.join(degraded)})" if degraded else "")
     return Row(label, cameras, sum(frames) / cameras / win.wall, percentile(latency, 50), percentile(latency, 95),
                percentile(detect, 50), percentile(detect, 95), win.cpu / win.wall / cameras, dropped, rss_start,
-               rss_mb())
+               rss_mb(), enc_ms / 1000 / win.wall / cameras if restream else 0.0,
+               enc_ms / enc_frames if restream and enc_frames else 0.0)
 
 
 async def measure_baseline(clip: Path, cameras: int, fps: float, seconds: float) -> Row:
@@ -186,8 +212,15 @@ def print_table(rows: list[Row], fps: float, size: tuple[int, int]) -> None:
         print(f"{r.label.split(' ')[0]:<10} {r.cameras:>4} {r.fps:>8.2f} {r.latency_p50:>6.0f}ms "
               f"{r.latency_p95:>6.0f}ms {r.detect_p50:>6.0f}ms {r.detect_p95:>6.0f}ms {r.cpu_share * 100:>7.0f}% "
               f"{ratio:>8} {r.dropped:>8} {r.rss_start:>6.0f}->{r.rss_end:<6.0f}")
-        if r.label.startswith("pipeline (degraded"):
+        if "(degraded" in r.label:
             print(f"  note: {r.label}")
+    plain = {r.cameras: r for r in rows if r.label.startswith("pipeline")}
+    for r in rows:
+        if r.label.startswith("restream") and r.cameras in plain:
+            extra = (r.cpu_share - plain[r.cameras].cpu_share) * 100
+            print(f"restream, {r.cameras} camera(s): H.264 encoding {r.encode_ms:.1f} ms per frame "
+                  f"({r.encoder_share * 100:.0f}% of the wall time per camera); CPU per camera {extra:+.0f}% of a core "
+                  f"over the run without it (libx264 ultrafast, one encode however many clients)")
     print("CPU/cam: process CPU time / wall time / cameras (100% = one core). vs base: CPU of the pipeline over the "
           "decode+JPEG-only baseline with the same cameras.")
 
@@ -225,7 +258,8 @@ async def soak(clip: Path, cameras: int, fps: float, minutes: float, model: str 
 
 
 async def _run(cameras: list[int], fps: float, seconds: float, size: tuple[int, int], minutes: float,
-               clip_path: Path | None, model: str | None, detect_size: int | None) -> list[Row]:
+               clip_path: Path | None, model: str | None, detect_size: int | None,
+               restream: bool = False) -> list[Row]:
     rows: list[Row] = []
     with bench_clip(size, clip_path) as clip:
         cap = cv2.VideoCapture(str(clip))
@@ -236,6 +270,8 @@ async def _run(cameras: list[int], fps: float, seconds: float, size: tuple[int, 
         for n in cameras:
             rows.append(await measure_baseline(clip, n, fps, seconds))
             rows.append(await measure_pipeline(clip, n, fps, seconds, model, detect_size))
+            if restream:
+                rows.append(await measure_pipeline(clip, n, fps, seconds, model, detect_size, restream=True))
         print_table(rows, fps, size)
         if minutes > 0:
             await soak(clip, max(cameras), fps, minutes, model, detect_size)
@@ -244,10 +280,10 @@ async def _run(cameras: list[int], fps: float, seconds: float, size: tuple[int, 
 
 def run(cameras: list[int] | None = None, fps: float = 5.0, seconds: float = 20.0,
         size: tuple[int, int] = (1280, 720), minutes: float = 0.0, clip: str | Path | None = None,
-        model: str | None = None, detect_size: int | None = None) -> list[Row]:
+        model: str | None = None, detect_size: int | None = None, restream: bool = False) -> list[Row]:
     """Measure and print the table; returns the rows."""
     return asyncio.run(_run(cameras or [1, 2, 4], fps, seconds, size, minutes,
-                            Path(clip) if clip else None, model, detect_size))
+                            Path(clip) if clip else None, model, detect_size, restream))
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -279,9 +315,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip", help="video to use (default: the bundled sample clip, scaled with ffmpeg)")
     parser.add_argument("--model", help="detector model (default: the service's)")
     parser.add_argument("--detect-size", type=int, help="cameras' detect_size (default: the service's)")
+    parser.add_argument("--restream", action="store_true",
+                        help="also run each count with the RTSP restream encoding every camera (a client on each)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")
-    run(args.cameras, args.fps, args.seconds, args.size, args.minutes, args.clip, args.model, args.detect_size)
+    run(args.cameras, args.fps, args.seconds, args.size, args.minutes, args.clip, args.model, args.detect_size,
+        args.restream)
     return 0
 
 

@@ -55,6 +55,7 @@ class Look:
     regions: np.ndarray  # (N,4) regions scanned this frame
     whole: bool  # the whole frame was scanned too
     motion_share: float
+    whole_faces: int = 0  # faces the whole-frame look found (at the plan's own thresholds), when it ran
 
 
 class StreamScanner:
@@ -85,12 +86,13 @@ class StreamScanner:
         whole = everything or self.closely is None or (self.frames - 1) % max(1, self.plan.full_every) == 0
         if whole:
             parts.append(self.whole.scan(frame))
+        whole_faces = len(parts[0]) if whole else 0
         if len(regions):
             parts.extend(self.look_at_all(frame, regions))
         faces = Faces.concat(parts)
         if len(parts) > 1:
             faces = merge(faces, self.plan.full.merge)
-        return Look(faces, regions, whole, motion_share)
+        return Look(faces, regions, whole, motion_share, whole_faces)
 
     def _within_budget(self, regions: np.ndarray, near: np.ndarray) -> np.ndarray:
         """The regions to look at this frame: those holding a tracked face first, then the smallest, until the

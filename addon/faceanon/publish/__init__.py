@@ -17,6 +17,7 @@ class CameraFeed(Protocol):
     name: str
     seq: int
     latest_jpeg: bytes | None
+    latest_image: Any  # numpy array of the same frame, or None
 
     def status(self) -> dict[str, Any]: ...
 

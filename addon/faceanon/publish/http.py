@@ -61,7 +61,7 @@ class HttpServer:
     """The live service's HTTP API and web page (routes in docs/architecture.md)."""
 
     def __init__(self, http_config: dict[str, Any], feeds: Iterable[CameraFeed], version: str, *,
-                 ingress_peer: str = INGRESS_PEER) -> None:
+                 ingress_peer: str = INGRESS_PEER, rtsp_port: int | None = None) -> None:
         cfg = http_config or {}
         self.host: str = cfg.get("host") or "0.0.0.0"
         self.port = int(cfg["port"]) if cfg.get("port") is not None else 8099  # 0: any free port (see .port)
@@ -70,6 +70,7 @@ class HttpServer:
         self.ingress_only = bool(cfg.get("ingress_only"))
         self.ingress_peer = ingress_peer
         self.version = version
+        self.rtsp_port = rtsp_port  # the built-in RTSP server's, for clients building stream URLs
         self.feeds: dict[str, CameraFeed] = {feed.name: feed for feed in feeds}
         self._page = resources.files("faceanon").joinpath("web/index.html").read_text("utf-8")
         self._closing = asyncio.Event()
@@ -174,7 +175,8 @@ class HttpServer:
                                   "degraded": degraded})
 
     async def _cameras(self, _request: web.Request) -> web.Response:
-        return web.json_response({"version": self.version, "cameras": self._statuses()},
+        rtsp = None if self.rtsp_port is None else {"port": self.rtsp_port, "auth": self._token is not None}
+        return web.json_response({"version": self.version, "cameras": self._statuses(), "rtsp": rtsp},
                                  dumps=lambda o: json.dumps(o, default=json_default))
 
     async def _latest(self, request: web.Request) -> web.Response:
