@@ -124,7 +124,8 @@ MQTT = vol.Schema({
                                                                                        msg="no spaces, # or + in a "
                                                                                            "topic")),
     vol.Optional("discovery", default=True): bool,
-    vol.Optional("client_id", default="faceanon"): vol.All(str, vol.Length(min=1, max=64)),
+    # None: <topic prefix>-<host>-<pid>, unique per process (publish/mqtt.py default_client_id)
+    vol.Optional("client_id", default=None): nullable(vol.All(str, vol.Length(min=1, max=64))),
 })
 
 HTTP = vol.Schema({
@@ -168,6 +169,8 @@ CAMERA = vol.Schema({
     vol.Optional("margin", default=defaults.DEFAULT_MARGIN): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=2.0)),
     vol.Optional("hold_seconds", default=defaults.HOLD_SECONDS): vol.All(vol.Coerce(float),
                                                                         vol.Range(min=0.0, max=30.0)),
+    vol.Optional("count_hold_seconds", default=defaults.FACE_COUNT_HOLD_S): vol.All(vol.Coerce(float),
+                                                                                   vol.Range(min=0.0, max=600.0)),
     vol.Optional("deadline_ms", default=2000): vol.All(int, vol.Range(min=50, max=60000)),
     vol.Optional("model", default=None): nullable(vol.All(str, vol.Length(min=1))),
     vol.Optional("restream", default=None): nullable(vol.All(str, vol.Match(r"^rtsps?://\S+$",

@@ -14,6 +14,7 @@ from collections import deque
 import cv2
 import numpy as np
 
+from faceanon.defaults import FACE_COUNT_HOLD_S
 from faceanon.mask import MaskStyle, apply_masks, privacy_hold_image
 from faceanon.source import Source
 
@@ -53,6 +54,30 @@ def privacy_hold_frame(last: Anonymized | None, width: int, height: int) -> Anon
     return Anonymized(_TOKEN, image, encode_jpeg(image), safe=True)
 
 
+class Debounced:
+    """A reading that changes only once a new value has held for `hold_s`: a count flapping 2 <-> 3 on a passing
+    false positive stays put, so every output (MQTT, HTTP, the integration's sensors, the recorder) sees one figure."""
+
+    def __init__(self, hold_s: float, value: int = 0) -> None:
+        self.hold_s = hold_s
+        self.value = value
+        self._candidate: int | None = None
+        self._since = 0.0
+        self._started = False
+
+    def update(self, reading: int, now: float) -> int:
+        if not self._started or self.hold_s <= 0:
+            self._started, self.value = True, reading
+        elif reading == self.value:
+            self._candidate = None
+        else:
+            if reading != self._candidate:
+                self._candidate, self._since = reading, now
+            if now - self._since >= self.hold_s:
+                self.value, self._candidate = reading, None
+        return self.value
+
+
 def percentile(values: deque | list, q: float) -> float:
     return round(float(np.percentile(np.asarray(values, np.float64), q)), 1) if len(values) else 0.0
 
@@ -60,7 +85,8 @@ def percentile(values: deque | list, q: float) -> float:
 class CameraFeed:
     """What publishers see of a camera (docs/architecture.md, pipeline contract)."""
 
-    def __init__(self, name: str, model: str = "", provider: str = "") -> None:
+    def __init__(self, name: str, model: str = "", provider: str = "",
+                 count_hold_s: float = FACE_COUNT_HOLD_S) -> None:
         self.name = name
         self.seq = 0
         self._latest: Anonymized | None = None
@@ -69,7 +95,8 @@ class CameraFeed:
         self.provider = provider
         self.width = 0
         self.height = 0
-        self.faces = 0
+        self.faces_seen = 0  # faces in view in the newest frame (the detector's last whole-frame look)
+        self._faces = Debounced(count_hold_s)
         self.masks_held = 0
         self.privacy_degraded = False
         self.fail_closed_frames = 0
@@ -81,6 +108,15 @@ class CameraFeed:
         self.detect_ms: deque[float] = deque(maxlen=200)
         self.latency_ms: deque[float] = deque(maxlen=200)  # source capture -> published
         self._published_at: deque[float] = deque(maxlen=64)
+
+    @property
+    def faces(self) -> int:
+        """The face count outputs publish: the newest frame's, once it has held for `count_hold_s`."""
+        return self._faces.value
+
+    def count_faces(self, seen: int, now: float | None = None) -> None:
+        self.faces_seen = seen
+        self._faces.update(seen, time.monotonic() if now is None else now)
 
     @property
     def latest_jpeg(self) -> bytes | None:

@@ -60,7 +60,7 @@ class CameraPipeline:
         self.detectors = detectors
         self.source = source or open_source(self.name, cam["url"], cam["detect_fps"], mqtt_cfg)
         self.plan = stream_plan(cam, detectors.cfg)
-        self.feed = CameraFeed(self.name, model=self.plan.full.model)
+        self.feed = CameraFeed(self.name, model=self.plan.full.model, count_hold_s=cam["count_hold_seconds"])
         self.feed.source = self.source
         self.feed.online_after_s = max(5.0, 3.0 / cam["detect_fps"])
         self.style = mask_style(cam)
@@ -184,7 +184,7 @@ class CameraPipeline:
             self._fail_closed(frame)
             return None
         self.feed.detect_ms.append(ms)
-        self.feed.faces = masks.faces
+        self.feed.count_faces(masks.faces)
         self.feed.masks_held = masks.held
         return masks
 

@@ -265,7 +265,7 @@ def build_config(options: dict[str, Any], service: dict[str, Any], token: str, h
             "topic_prefix": options["topic_prefix"],
             "discovery_prefix": "homeassistant",
             "discovery": options["mqtt_discovery"],
-            "client_id": "faceanon",
+            "client_id": None,  # derived per process: never a constant two services could share
         },
         "http": {"host": "0.0.0.0", "port": http_port, "token": token, "ingress_only": True},
         "rtsp": {"enabled": options["rtsp"], "host": "0.0.0.0", "port": RTSP_PORT},

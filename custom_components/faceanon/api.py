@@ -113,7 +113,7 @@ class FaceanonClient:
                     self._raise_for_status(response)
                     return await response.read()
         except (TimeoutError, aiohttp.ClientError) as err:
-            raise FaceanonConnectionError(f"{self.url}: {err or type(err).__name__}") from err
+            raise FaceanonConnectionError(f"{self.url}: {str(err) or type(err).__name__}") from err
 
     def open_stream(self, camera: str) -> Awaitable[aiohttp.ClientResponse]:
         """Start `GET /api/<camera>/stream.mjpeg`; the caller proxies and closes the response."""
@@ -133,7 +133,7 @@ class FaceanonClient:
                     self._raise_for_status(response)
                     data = await response.json()
         except (TimeoutError, aiohttp.ClientError) as err:
-            raise FaceanonConnectionError(f"{self.url}: {err or type(err).__name__}") from err
+            raise FaceanonConnectionError(f"{self.url}: {str(err) or type(err).__name__}") from err
         if not isinstance(data, dict):
             raise FaceanonError(f"{self.url}{path}: expected a JSON object, got {type(data).__name__}")
         return data

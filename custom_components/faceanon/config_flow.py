@@ -12,7 +12,7 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import TextSelector, TextSelectorConfig, TextSelectorType
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 
-from .api import FaceanonAuthError, FaceanonClient, FaceanonConnectionError
+from .api import FaceanonAuthError, FaceanonClient, FaceanonConnectionError, FaceanonError
 from .const import DEFAULT_PORT, DOMAIN, LOGGER
 
 TOKEN_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
@@ -51,8 +51,12 @@ class FaceanonConfigFlow(ConfigFlow, domain=DOMAIN):
             await client.cameras()  # needs the token, when the service has one
         except FaceanonAuthError:
             return {"base": "invalid_auth"}
-        except FaceanonConnectionError:
+        except FaceanonConnectionError as err:
+            LOGGER.debug("faceanon service not reachable: %s", err)
             return {"base": "cannot_connect"}
+        except FaceanonError as err:  # something answers there, but not the faceanon API (a 404, HTML, ...)
+            LOGGER.debug("Not a faceanon service: %s", err)
+            return {"base": "not_faceanon"}
         except Exception:  # a flow must always answer with a form
             LOGGER.exception("Unexpected answer from the faceanon service at %s", client.url)
             return {"base": "unknown"}
@@ -79,6 +83,9 @@ class FaceanonConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
+            # The token is never sent back to the browser: an empty field keeps the one the entry has.
+            if not user_input.get(CONF_TOKEN) and entry.data.get(CONF_TOKEN):
+                user_input = {**user_input, CONF_TOKEN: entry.data[CONF_TOKEN]}
             # The entry keeps its unique id (entity ids hang on it); another entry at the new address is a duplicate.
             for other in self._async_current_entries(include_ignore=False):
                 if other.entry_id != entry.entry_id and (
@@ -91,7 +98,10 @@ class FaceanonConfigFlow(ConfigFlow, domain=DOMAIN):
                 return self.async_update_reload_and_abort(entry, data=user_input)
         return self.async_show_form(
             step_id="reconfigure",
-            data_schema=self.add_suggested_values_to_schema(_service_schema(entry.data), user_input or entry.data),
+            data_schema=self.add_suggested_values_to_schema(
+                _service_schema(entry.data),
+                {k: v for k, v in (user_input or entry.data).items() if k != CONF_TOKEN},
+            ),
             errors=errors,
         )
 

@@ -189,7 +189,7 @@ def test_app_starts_like_under_the_supervisor(tmp_path: Path, broker: Mosquitto,
         camera_config = f"homeassistant/camera/{PREFIX}/demo_snapshot/config"
         payload = json.loads(wait_for(lambda: watcher.get(camera_config), 30, "camera discovery", app)[-1])
         assert payload["topic"] == f"{PREFIX}/demo/snapshot"
-        assert payload["availability_topic"] == f"{PREFIX}/available"
+        assert payload["availability"][0] == {"topic": f"{PREFIX}/available"}
         assert any(t.startswith("homeassistant/sensor/") and t.endswith("demo_faces/config") for t in watcher.topics())
 
         # Anonymized snapshots: every clearly visible face of the clip's frame is blacked out ("fill").

@@ -186,8 +186,11 @@ def test_ctrl_c_leaves_no_output(tmp_path: Path):
 
     clip = need_shared(VIDEO / "vtest.avi")
     out = tmp_path / "anon.mp4"
+    # SIGINT back to its default in the child: a test run started in the background (nohup, `&`) ignores it, and
+    # the child would inherit that.
     proc = subprocess.Popen([str(Path(sys.executable).parent / "faceanon"), "video", str(clip), "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while not list(tmp_path.glob(".anon.*.part.mp4")) or not any(p.stat().st_size for p in

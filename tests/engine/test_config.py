@@ -37,7 +37,7 @@ def test_defaults_are_the_documented_ones() -> None:
 def test_mqtt_section_gets_defaults() -> None:
     mqtt = validate({"cameras": [cam()], "mqtt": {"host": "core-mosquitto", "password": 1234}})["mqtt"]
     assert mqtt["port"] == 1883 and mqtt["topic_prefix"] == "faceanon" and mqtt["discovery_prefix"] == "homeassistant"
-    assert mqtt["password"] == "1234" and mqtt["client_id"] == "faceanon" and mqtt["discovery"] is True
+    assert mqtt["password"] == "1234" and mqtt["client_id"] is None and mqtt["discovery"] is True
 
 
 def test_no_path_gives_the_demo_camera() -> None:

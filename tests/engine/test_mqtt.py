@@ -154,6 +154,21 @@ async def test_snapshot_interval_and_face_count_change(mosquitto, listener, anon
         await publisher.stop()
 
 
+async def test_each_camera_has_its_own_availability(mosquitto, listener, anonymized_frames):
+    live, dead = FrameFeed("lobby"), FrameFeed("garage")  # the garage camera never sends a frame
+    publisher = MqttPublisher(config(mosquitto), [live, dead], VERSION)
+    await publisher.start()
+    try:
+        live.push(anonymized_frames[0])
+        assert await listener.until("faceanon/lobby/available", lambda p: p == b"online") == b"online"
+        assert await listener.until("faceanon/garage/available") == b"offline"
+        assert listener.all("faceanon/available")[-1] == b"online"  # the service itself is up
+        dead.push(anonymized_frames[0])  # the garage camera comes back
+        assert await listener.until("faceanon/garage/available", lambda p: p == b"online") == b"online"
+    finally:
+        await publisher.stop()
+
+
 async def test_home_assistant_discovery(mosquitto, listener):
     # A retained config of a camera since removed from the config: the publisher clears it.
     stale = "homeassistant/sensor/faceanon/garage_faces/config"
@@ -179,7 +194,8 @@ async def test_home_assistant_discovery(mosquitto, listener):
         assert len(set(unique_ids)) == len(unique_ids) == 10
         for topic, cfg in configs.items():
             cam = next(c for c in ("back_door", "lobby") if topic.split("/")[3].startswith(c))
-            assert cfg["availability_topic"] == "faceanon/available"
+            assert cfg["availability"] == [{"topic": "faceanon/available"}, {"topic": f"faceanon/{cam}/available"}]
+            assert cfg["availability_mode"] == "all"
             assert cfg["unique_id"].startswith(f"faceanon_{cam}_")
             device = cfg["device"]
             assert device["identifiers"] == [f"faceanon_{cam}"]
@@ -348,7 +364,7 @@ async def test_with_the_pipeline_camera_feed(mosquitto, listener, anonymized_fra
         assert state["name"] == "lobby" and state["model"] == "centerface"
         assert listener.last("faceanon/lobby/snapshot") is None  # nothing before the first anonymized frame
         frame = cv2.imdecode(np.frombuffer(anonymized_frames[1].jpeg, np.uint8), cv2.IMREAD_COLOR)
-        feed.faces = 2
+        feed.count_faces(2)
         feed._publish(anonymize(frame, np.array(anonymized_frames[1].boxes, np.float32), MaskStyle("fill")))
         assert await listener.until("faceanon/lobby/snapshot") == feed.latest_jpeg
         assert await listener.until("faceanon/lobby/faces", lambda p: p == b"2", timeout=5) == b"2"

@@ -223,7 +223,7 @@ async def test_a_missed_face_stays_masked_by_the_hold() -> None:
     seq = 0
     while not task.done():
         seq = await pipeline.feed.wait_frame(seq, 0.5)
-        if seq and pipeline.feed.faces == 0:
+        if seq and pipeline.feed.faces_seen == 0:
             held.append(pipeline.feed.masks_held)
     await task
     assert len(pipeline.pairs) >= 8 and scripted.calls >= 8

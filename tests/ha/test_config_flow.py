@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 from custom_components.faceanon.const import DOMAIN
 from homeassistant.config_entries import SOURCE_HASSIO, SOURCE_USER, ConfigEntryState
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
@@ -13,7 +17,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from .conftest import entry_data
-from .service import Service, free_port
+from .service import Service, free_port, wait_port
 
 
 async def _user_flow(hass: HomeAssistant, data: dict) -> dict:
@@ -144,7 +148,7 @@ async def test_user_flow_unknown_answer(
     assert await async_setup_component(hass, "http", {})
     other = await hass_client_no_auth()
     result = await _user_flow(hass, entry_data(service, port=other.port))
-    assert result["type"] is FlowResultType.FORM and result["errors"] == {"base": "unknown"}
+    assert result["type"] is FlowResultType.FORM and result["errors"] == {"base": "not_faceanon"}
 
 
 async def test_setup_retries_while_the_service_is_unreachable(hass: HomeAssistant, service: Service) -> None:
@@ -152,3 +156,37 @@ async def test_setup_retries_while_the_service_is_unreachable(hass: HomeAssistan
     entry.add_to_hass(hass)
     assert not await hass.config_entries.async_setup(entry.entry_id)
     assert entry.state is ConfigEntryState.SETUP_RETRY
+
+
+async def test_a_server_that_is_not_faceanon(hass: HomeAssistant, service: Service, tmp_path: Path) -> None:
+    # A real web server on the address, but not faceanon: /api/health is a 404 page.
+    port = free_port()
+    other = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        await hass.async_add_executor_job(wait_port, port)
+        result = await _user_flow(hass, entry_data(service, port=port))
+        assert result["type"] is FlowResultType.FORM and result["errors"] == {"base": "not_faceanon"}
+    finally:
+        other.terminate()
+        other.wait(10)
+
+
+async def test_reconfigure_never_sends_the_token_back(
+    hass: HomeAssistant, entry: MockConfigEntry, service: Service
+) -> None:
+    result = await entry.start_reconfigure_flow(hass)
+    suggested = {
+        str(key): key.description.get("suggested_value")
+        for key in result["data_schema"].schema
+        if key.description
+    }
+    assert service.token not in suggested.values() and suggested.get(CONF_HOST) == "127.0.0.1"
+    # An empty token field keeps the entry's token.
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: service.port}
+    )
+    assert result["type"] is FlowResultType.ABORT and result["reason"] == "reconfigure_successful"
+    assert entry.data[CONF_TOKEN] == service.token

@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
+import socket
 import ssl
 import threading
 import time
@@ -27,7 +29,11 @@ from faceanon.publish import CameraFeed, json_default, snapshot_interval
 
 log = logging.getLogger(__name__)
 
-STATE_PERIOD = 5.0  # seconds between `<camera>/state` publishes
+# Recorder-friendly: the state JSON (fps, latencies: the diagnostic sensors) every 30 s, not on every change, so
+# that every entity of a camera writes well under 1,000 recorder rows an hour (tests/engine/test_mqtt_quiet.py).
+STATE_PERIOD = 30.0  # seconds between `<camera>/state` publishes (also on a privacy or face-count change)
+EXPIRE_AFTER = int(3 * STATE_PERIOD)  # state-fed sensors go unavailable when a frozen service stops sending
+INFO_KEYS = ("model", "provider", "width", "height", "rtsp_port")  # `<camera>/info`: the camera's attributes
 FACE_SNAPSHOT_GAP = 1.0  # a face-count change publishes a snapshot, at most this often
 POLL = 1.0  # how long a camera's follower waits for a frame before it looks at the status again
 KEEPALIVE = 30
@@ -48,9 +54,12 @@ class _Published:
     faces: int | None = None
     degraded: bool | None = None
     state_at: float | None = None
+    info: str | None = None
+    online: bool | None = None
 
     def reset(self) -> None:
-        self.snapshot_seq = self.snapshot_faces = self.faces = self.degraded = self.state_at = None
+        self.snapshot_seq = self.snapshot_faces = self.faces = self.degraded = self.state_at = self.info = None
+        self.online = None
 
 
 def node_id(topic_prefix: str) -> str:
@@ -71,8 +80,10 @@ def discovery_configs(feeds: Iterable[CameraFeed], topic_prefix: str, discovery_
                   "manufacturer": "faceanon", "model": "Face anonymizer", "sw_version": version}
         entities: list[tuple[str, str, dict[str, Any]]] = [
             # name None: the camera is the device's main feature, so HA names it after the device.
+            # Attributes from `info` (model, size, RTSP port), which changes rarely: volatile figures in
+            # attributes would write a recorder row each time.
             ("camera", "snapshot", {"name": None, "topic": f"{base}/snapshot", "icon": "mdi:cctv",
-                                    "json_attributes_topic": f"{base}/state"}),
+                                    "json_attributes_topic": f"{base}/info"}),
             ("sensor", "faces", {"name": "Faces", "state_topic": f"{base}/faces", "state_class": "measurement",
                                  "icon": "mdi:face-recognition"}),
             ("binary_sensor", "privacy_degraded", {"name": "Privacy degraded",
@@ -82,20 +93,28 @@ def discovery_configs(feeds: Iterable[CameraFeed], topic_prefix: str, discovery_
             ("sensor", "fps", {"name": "FPS", "state_topic": f"{base}/state", "value_template": "{{ value_json.fps }}",
                                "unit_of_measurement": "fps", "state_class": "measurement",
                                "suggested_display_precision": 1, "entity_category": "diagnostic",
-                               "icon": "mdi:speedometer"}),
+                               "icon": "mdi:speedometer", "expire_after": EXPIRE_AFTER}),
             ("sensor", "detect_latency", {"name": "Detect latency", "state_topic": f"{base}/state",
                                           "value_template": "{{ value_json.detect_ms_p50 }}",
                                           "unit_of_measurement": "ms", "device_class": "duration",
                                           "state_class": "measurement", "suggested_display_precision": 0,
-                                          "entity_category": "diagnostic"}),
+                                          "entity_category": "diagnostic", "expire_after": EXPIRE_AFTER}),
         ]
         for component, key, fields in entities:
+            # Available while the service AND this camera are: a dead camera is unavailable, not "0 faces".
             payload = {**fields, "unique_id": f"{node}_{cam}_{key}",
-                       "availability_topic": f"{topic_prefix}/available",
+                       "availability": [{"topic": f"{topic_prefix}/available"}, {"topic": f"{base}/available"}],
+                       "availability_mode": "all",
                        "payload_available": "online", "payload_not_available": "offline",
                        "device": device, "origin": origin}
             configs[f"{discovery_prefix}/{component}/{node}/{cam}_{key}/config"] = payload
     return configs
+
+
+def default_client_id(topic_prefix: str) -> str:
+    """Unique per process: two services on one broker (or a restart racing its old session) never share an id,
+    which would make the broker drop one of them every time the other connects."""
+    return f"{node_id(topic_prefix)}-{socket.gethostname()}-{os.getpid()}"[:64]
 
 
 class MqttPublisher:
@@ -111,7 +130,7 @@ class MqttPublisher:
         self.prefix: str = (cfg.get("topic_prefix") or "faceanon").rstrip("/")
         self.discovery_prefix: str = (cfg.get("discovery_prefix") or "homeassistant").rstrip("/")
         self.discovery = bool(cfg.get("discovery", True))
-        self.client_id: str = cfg.get("client_id") or "faceanon"
+        self.client_id: str = cfg.get("client_id") or default_client_id(self.prefix)
         self.available_topic = f"{self.prefix}/available"
         self.ha_status_topic = f"{self.discovery_prefix}/status"
         self._node = node_id(self.prefix)
@@ -276,3 +295,9 @@ class MqttPublisher:
         if (changed or done.state_at is None or now - done.state_at >= STATE_PERIOD) and self._send(
                 f"{base}/state", json.dumps(status, default=json_default)):
             done.state_at = now
+        online = bool(status.get("online"))
+        if online != done.online and self._send(f"{base}/available", "online" if online else "offline", qos=1):
+            done.online = online
+        info = json.dumps({key: status.get(key) for key in INFO_KEYS}, default=json_default)
+        if info != done.info and self._send(f"{base}/info", info):
+            done.info = info
