@@ -51,7 +51,21 @@ def camera_url(value: Any) -> str:
 
 
 def port(value: Any) -> int:
-    return vol.All(vol.Coerce(int), vol.Range(min=1, max=65535))(value)
+    """A whole number 1-65535, as written: `true` (which Python counts as 1) or 18190.7 are mistakes, not ports."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise vol.Invalid(f"expected a port number 1-65535, got {value!r}")
+    if not 1 <= value <= 65535:
+        raise vol.Invalid(f"expected a port number 1-65535, got {value}")
+    return value
+
+
+def token(value: Any) -> str | None:
+    """An HTTP token: absent (null) means no auth; an empty or blank one is a mistake that would disable it."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise vol.Invalid("empty token: remove the key for no token, or give one")
+    return value
 
 
 def optional_str(value: Any) -> str | None:
@@ -110,7 +124,7 @@ def section(schema: vol.Schema):
     return check
 
 
-MQTT = vol.Schema({
+MQTT_FIELDS = vol.Schema({
     vol.Optional("host", default="127.0.0.1"): vol.All(str, vol.Length(min=1)),
     vol.Optional("port", default=1883): port,
     vol.Optional("username", default=None): optional_str,
@@ -128,10 +142,18 @@ MQTT = vol.Schema({
     vol.Optional("client_id", default=None): nullable(vol.All(str, vol.Length(min=1, max=64))),
 })
 
+def password_needs_user(mqtt: dict) -> dict:
+    if mqtt.get("password") and not mqtt.get("username"):
+        raise vol.Invalid("a password without a username is never sent; give the username too", path=["username"])
+    return mqtt
+
+
+MQTT = vol.All(MQTT_FIELDS, password_needs_user)
+
 HTTP = vol.Schema({
     vol.Optional("host", default="0.0.0.0"): vol.All(str, vol.Length(min=1)),
     vol.Optional("port", default=8099): port,
-    vol.Optional("token", default=None): optional_str,
+    vol.Optional("token", default=None): token,
     vol.Optional("ingress_only", default=False): bool,
 })
 
@@ -236,17 +258,33 @@ def default_config() -> dict:
     return validate({"cameras": [{"name": "demo", "url": str(SAMPLE_CLIP)}]})
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path | None = None) -> dict:
     """Read and validate a YAML config file; with no path, the embedded default."""
     if path is None:
         return default_config()
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the config file ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); save the file as UTF-8") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # UniqueKeyLoader is a SafeLoader
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

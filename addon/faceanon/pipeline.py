@@ -27,6 +27,10 @@ from faceanon.mask import MaskStyle, parse_color
 from faceanon.source import Frame, Source, open_source
 from faceanon.source.base import one_line
 
+# privacy_degraded turns on at the first failure and off only after this many anonymized frames in a row, so a
+# detector failing every other frame reads as degraded, not as 37 flips in 40 s.
+RECOVER_FRAMES = 3
+
 log = logging.getLogger("faceanon.pipeline")
 
 SAFE_SIZE = (640, 360)  # the black frame's size before any frame size is known
@@ -76,6 +80,7 @@ class CameraPipeline:
         self._safe: Anonymized | None = None  # cached privacy-hold frame for the current failure
         self._arrived = asyncio.Event()
         self._load_error: str | None = None
+        self._good_run = 0  # anonymized frames in a row since the last failure (privacy_degraded's hysteresis)
         self.load_retry = LOAD_RETRY_S
 
     # -- lifecycle --
@@ -159,7 +164,8 @@ class CameraPipeline:
             return
         self._last_good = out
         self._safe = None
-        if feed.privacy_degraded:
+        self._good_run += 1
+        if feed.privacy_degraded and self._good_run >= RECOVER_FRAMES:
             feed.privacy_degraded = False
             log.info("%s: detector answering again, privacy hold lifted", self.name)
         feed._publish(out, frame.captured)
@@ -208,6 +214,7 @@ class CameraPipeline:
         """Publish the privacy-hold frame in place of this frame."""
         feed = self.feed
         feed.privacy_degraded = True
+        self._good_run = 0
         feed.fail_closed_frames += 1
         width, height = (feed.width, feed.height) if feed.width else SAFE_SIZE
         if self._safe is None or self._safe.image.shape[:2] != (height, width):

@@ -82,6 +82,10 @@ def mqtt_defaults(host: str, port: int) -> dict:
     return MQTT({"host": host, "port": port})
 
 
+class StartError(RuntimeError):
+    """A configured output cannot start; the message is the one line `faceanon serve` exits 2 with."""
+
+
 class Service:
     def __init__(self, cfg: dict, broker_port: int = EMBEDDED_BROKER["port"]) -> None:
         self.cfg = cfg
@@ -123,6 +127,8 @@ class Service:
             self.pipelines.append(pipeline)
             log.info("%s: reading %s at %g fps", cam["name"], redact(cam["url"]), cam["detect_fps"])
             self._tasks.append(asyncio.create_task(self._guard(pipeline), name=f"camera-{cam['name']}"))
+        if not self.pipelines:
+            log.warning("no camera is running (all disabled or failing to set up): nothing will be published")
         await self._start_publishers()
 
     async def _guard(self, pipeline: CameraPipeline) -> None:
@@ -143,11 +149,12 @@ class Service:
         if not self.cfg["rtsp"]["enabled"] and not any(c.get("restream") for c in cameras.values()):
             return None
         from faceanon.publish.restream import Restream
+        from faceanon.publish.rtsp_server import RtspUnavailable
 
         restream = Restream(self.cfg["rtsp"], self.cfg["http"].get("token"), self.feeds, cameras)
         try:
             await restream.start()
-        except Exception as err:  # no GStreamer, port taken: the other outputs keep running
+        except RtspUnavailable as err:  # no GStreamer here (a pip install without [rtsp]): the rest still runs
             log.error("RTSP restream cannot start (%s)", one_line(err))
             with contextlib.suppress(Exception):
                 await restream.stop()
@@ -156,6 +163,10 @@ class Service:
             self.cfg = {**self.cfg, "rtsp": {**self.cfg["rtsp"], "enabled": False}}
             restream = Restream(self.cfg["rtsp"], None, self.feeds, cameras)  # the pushes still go
             await restream.start()
+        except Exception as err:  # the port is taken, say: a configured output that cannot run
+            with contextlib.suppress(Exception):
+                await restream.stop()
+            raise StartError(f"RTSP output cannot start ({one_line(err)})") from err
         self.publishers.append(restream)
         for feed in self.feeds:  # in every camera's status (HTTP, MQTT attributes): where its stream is
             feed.rtsp_port = restream.port
@@ -182,8 +193,8 @@ class Service:
                 publisher = make()
                 await publisher.start()
                 self.publishers.append(publisher)
-            except Exception as err:
-                log.error("%s publisher cannot start (%s)", label, one_line(err))
+            except Exception as err:  # a configured output that cannot run (busy port, missing TLS file): stop
+                raise StartError(f"{label} output cannot start ({one_line(err)})") from err
         http = self.cfg["http"]
         if any(type(p).__name__ == "HttpServer" for p in self.publishers):
             log.info("web page and API on http://%s:%d/", http["host"], http["port"])
@@ -236,8 +247,12 @@ def main(config_path: str | None = None) -> int:
     setup_logging(cfg["log_level"])
     if config_path is None:
         log.info("no config file given: serving the demo camera on the bundled sample clip")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(cfg))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(cfg))
+    except StartError as err:
+        print(f"faceanon: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

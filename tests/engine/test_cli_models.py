@@ -62,13 +62,35 @@ def bad_model(tmp_path: Path, case: str) -> tuple[list[str], str]:
                 f"model file {tmp_path / 'gone.onnx'} does not exist")
     if case == "provider not installed":
         return ["--provider", "tensorrt"], "execution provider 'tensorrt' is not installed here"
+    if case in ("zeroed weights", "NaN weights"):  # loads fine, answers nonsense: the canary refuses it
+        path = broken_weights(tmp_path, 0.0 if case == "zeroed weights" else float("nan"))
+        reason = ("found no face in the canary image" if case == "zeroed weights"
+                  else "non-finite outputs (broken weights?)")
+        return ["--model", str(path), "--family", "centerface"], f"model {path.stem}: {reason}"
     if case == "a model the plan names":
         return ["--plan", "1+facefinder9000@2x"], "unknown model 'facefinder9000'"
     raise AssertionError(case)
 
 
 CASES = ["unknown name", "sha256 mismatch", "outputs of another family", "outputs of another family (2)",
-         "not an onnx file", "onnx without family", "missing onnx", "provider not installed", "a model the plan names"]
+         "not an onnx file", "onnx without family", "missing onnx", "provider not installed", "a model the plan names",
+         "zeroed weights", "NaN weights"]
+
+
+def broken_weights(folder: Path, value: float) -> Path:
+    """The bundled CenterFace with every float weight set to `value` (0: finds nothing; NaN: non-finite)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(MODELS / "centerface.onnx"))
+    for init in model.graph.initializer:
+        weights = numpy_helper.to_array(init)
+        if weights.dtype.kind == "f":
+            init.CopyFrom(numpy_helper.from_array(np.full_like(weights, value), init.name))
+    path = folder / f"centerface_{'zeroed' if value == 0 else 'nan'}.onnx"
+    onnx.save(model, str(path))
+    return path
 
 
 @pytest.mark.parametrize("case", CASES)

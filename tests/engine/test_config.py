@@ -35,7 +35,8 @@ def test_defaults_are_the_documented_ones() -> None:
 
 
 def test_mqtt_section_gets_defaults() -> None:
-    mqtt = validate({"cameras": [cam()], "mqtt": {"host": "core-mosquitto", "password": 1234}})["mqtt"]
+    mqtt = validate({"cameras": [cam()], "mqtt": {"host": "core-mosquitto", "username": "addons",
+                                                   "password": 1234}})["mqtt"]
     assert mqtt["port"] == 1883 and mqtt["topic_prefix"] == "faceanon" and mqtt["discovery_prefix"] == "homeassistant"
     assert mqtt["password"] == "1234" and mqtt["client_id"] is None and mqtt["discovery"] is True
 
@@ -70,7 +71,7 @@ def test_camera_errors_name_the_key(cameras: list, expected: str) -> None:
 def test_section_errors_name_the_key() -> None:
     msg = error_of({"cameras": [cam()], "mqtt": {"port": 70000}, "http": {"token": ["x"]},
                     "detector": {"threshold": 2}, "log_level": "loud", "extra": 1})
-    for part in ("mqtt.port: value must be at most 65535", "http.token: expected a string",
+    for part in ("mqtt.port: expected a port number 1-65535, got 70000", "http.token: empty token",
                  "detector.threshold: value must be at most 1.0", "log_level: value must be one of",
                  "extra: unknown key"):
         assert part in msg
@@ -120,3 +121,31 @@ def test_rtsp_section_and_restream_push_url() -> None:
             validate({**bad, "cameras": [{"name": "a", "url": "rtsp://cam/1"}]})
     with pytest.raises(ConfigError, match=r"cameras\[0\].restream: expected rtsp://host:port/path"):
         validate({"cameras": [{"name": "a", "url": "rtsp://cam/1", "restream": "http://x/y"}]})
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ({"http": {"port": True}}, "http.port: expected a port number 1-65535, got True"),
+    ({"http": {"port": 18190.7}}, "http.port: expected a port number 1-65535, got 18190.7"),
+    ({"http": {"port": "8099"}}, "http.port: expected a port number"),
+    ({"rtsp": {"port": 0.5}}, "rtsp.port"),
+    ({"mqtt": {"port": 70000}}, "mqtt.port: expected a port number 1-65535, got 70000"),
+    ({"http": {"token": ""}}, "http.token: empty token"),
+    ({"http": {"token": "   "}}, "http.token: empty token"),
+    ({"mqtt": {"password": "secret"}}, "mqtt.username: a password without a username is never sent"),
+])
+def test_values_with_a_wrong_meaning_are_refused(config: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        validate({**config, "cameras": [{"name": "a", "url": "rtsp://cam/1"}]})
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (b"http:\n  port: 8099\n  port: 8100\ncameras: []\n", "not valid YAML at line 3, column 3 (duplicate key 'port')"),
+    (b"cameras:\n  - name: caf\xe9\n    url: rtsp://x/y\n", "not UTF-8 text (byte 22); save the file as UTF-8"),
+])
+def test_config_files_that_do_not_say_one_thing(tmp_path: Path, text: bytes, message: str) -> None:
+    path = tmp_path / "faceanon.yaml"
+    path.write_bytes(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == f"{path}: {message}"

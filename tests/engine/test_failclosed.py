@@ -63,6 +63,20 @@ async def test_detector_raising_fails_closed_and_recovers(caplog: pytest.LogCapt
     assert sum("detector failed" in m for m in msgs) == 1  # one line per episode, not per frame
 
 
+async def test_privacy_degraded_has_hysteresis() -> None:
+    """A detector failing every other frame reads as degraded throughout, not as a flag flipping every frame; it
+    lifts after 3 anonymized frames in a row."""
+    scripted = Scripted(lambda n: "raise" if n % 2 == 0 and n <= 12 else "ok")
+    p = Timeline(camera(**STRICT), ScriptedDetectors(scripted))
+    await run_for(p, 20, until=lambda: recovered(p, masked_after=4) and p.degraded[-1] is False)
+    assert_all_safe(p.pairs, p.style)
+    flips = sum(a != b for a, b in zip(p.degraded, p.degraded[1:], strict=False))
+    assert flips <= 2 and p.degraded[-1] is False, p.degraded  # on once, off once
+    first = p.degraded.index(True)
+    last = len(p.degraded) - 1 - p.degraded[::-1].index(True)
+    assert all(p.degraded[first:last + 1])  # stayed on while the detector kept failing
+
+
 async def test_detector_stalling_past_the_deadline_fails_closed_and_recovers() -> None:
     scripted = Scripted(lambda n: 1.5 if n in (3, 4) else "ok")
     p = Timeline(camera(deadline_ms=300, **STRICT), ScriptedDetectors(scripted))
@@ -107,6 +121,19 @@ async def test_a_broken_model_file_never_shows_the_camera(tmp_path: Path) -> Non
     assert all(np.median(decode(j)) == 0 for _, j in p.pairs)
     status = p.feed.status()
     assert status["privacy_degraded"] and status["online"] and status["fail_closed_frames"] >= 5
+
+
+async def test_a_model_with_broken_weights_never_shows_the_camera(tmp_path: Path) -> None:
+    """It loads and runs, but would find no face anywhere: the canary refuses it, every output is the hold frame."""
+    from test_cli_models import broken_weights
+
+    bad = broken_weights(tmp_path, 0.0)
+    p = Timeline(camera(), Detectors({"model": str(bad), "family": "centerface"}))
+    p.load_retry = (0.3, 0.5)
+    await run_for(p, 6, until=lambda: len(p.pairs) >= 8)
+    assert len(p.pairs) >= 5
+    assert assert_all_safe(p.pairs, p.style) == {"hold": len(p.pairs), "masked": 0}
+    assert p.feed.status()["privacy_degraded"]
 
 
 async def test_a_failing_masker_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -318,3 +318,37 @@ async def test_a_client_that_stops_reading_is_dropped(anonymized_frames, monkeyp
                 assert r.status == 200
         finally:
             stalled.close()
+
+
+async def raw_request(port: int, request: bytes) -> bytes:
+    """Bytes on the wire, as a hostile client sends them (no client library to tidy them up)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(65536), 10)
+    finally:
+        writer.close()
+
+
+async def test_hostile_requests_get_4xx_and_leave_no_secret_in_the_log(anonymized_frames, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    feed = FrameFeed("lobby")
+    feed.push(anonymized_frames[0])
+    token = "s3cret-token_42"
+    async with serving([feed], token=token) as (server, url):
+        answer = await raw_request(server.port, b"GET /api/cameras HTTP/1.1\r\nHost: x\r\n"
+                                                b"Authorization: Bearer \xe9\xe9\xff\r\nConnection: close\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 401"), answer[:80]
+        answer = await raw_request(server.port, b"GET /api/lobby/latest.jpg?h=%C2%B2&token=" + token.encode()
+                                                + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 400"), answer[:80]  # "²" is a digit to Python, not a height
+        answer = await raw_request(server.port, b"GET /api/cameras?token=" + token.encode() + b"&pad="
+                                                + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert answer.split(b"\r\n")[0].endswith(b" 400 Bad Request"), answer[:80]  # the line is too long
+        async with session() as http, http.get(f"{url}/api/health") as r:
+            assert r.status == 200  # still serving
+    logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    assert token not in logged and "Traceback" not in logged

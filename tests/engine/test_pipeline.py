@@ -11,6 +11,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 import pytest
+from faceanon import defaults
 from faceanon.config import SAMPLE_CLIP, validate
 from faceanon.detect import Faces, box_iou, load_detector
 from faceanon.detect.plan import DetectPlan, Pass, Scanner
@@ -276,3 +277,30 @@ async def test_wait_frame_times_out_with_the_old_seq() -> None:
     assert feed.latest_jpeg is None
     with pytest.raises(TypeError):
         feed._publish(b"\xff\xd8raw bytes")  # only an Anonymized frame gets in
+
+
+def test_faces_that_jump_between_whole_frame_looks_are_masked() -> None:
+    """A scene cut (here the clip looping: both people jump back to where they started) on frames where the live
+    plan looks only at moving regions: the jump is motion, so the regions find them; no frame shows a face."""
+    from faceanon.anonymizer import StreamAnonymizer
+    from faceanon.pipeline import stream_plan
+
+    cam = camera()
+    plan = stream_plan(cam, {"model": "centerface"})
+    anonymizer = StreamAnonymizer({m: load_detector(m) for m in plan.models}, plan,
+                                  defaults.PRESETS["live"].hold(cam["hold_seconds"]))
+    frames = clip_frames()
+    # As a 5 fps camera takes the clip (every ~3rd frame); the loop's jump lands where only regions are looked at.
+    sequence = [frames[round(i * 2.75)] for i in range(13)] + frames[1::3][:4]
+    scan = verifier()
+    for i, frame in enumerate(sequence):
+        masks = anonymizer.masks(frame, i * 0.2)
+        if i in (13, 14):
+            assert not masks.look.whole  # the case under test: only the region look runs
+        raw = scan.scan(frame)
+        # A mask is drawn over its box grown by the margin (a quarter of its size on each side at 0.5).
+        size = masks.boxes[:, 2:] - masks.boxes[:, :2]
+        drawn = np.concatenate([masks.boxes[:, :2] - size / 4, masks.boxes[:, 2:] + size / 4], axis=1)
+        for box in raw.boxes[raw.scores >= 0.43]:
+            assert any(m[0] <= box[0] and m[1] <= box[1] and m[2] >= box[2] and m[3] >= box[3] for m in drawn), \
+                (i, box, masks.boxes)

@@ -158,3 +158,27 @@ def test_sigterm_shuts_down_cleanly(tmp_path: Path, mosquitto) -> None:
         assert got is not None
         image = decode(got)
         assert image.shape == (270, 480, 3) and not is_privacy_hold(image)
+
+
+@pytest.mark.parametrize("output", ["http", "rtsp"])
+def test_an_output_that_cannot_start_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                            output: str) -> None:
+    import socket
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    ports = {"http": free_port(), "rtsp": free_port(), output: port}
+    cfg = tmp_path / "faceanon.yaml"
+    cfg.write_text(f"mqtt: {{host: 127.0.0.1, port: {free_port()}}}\n"
+                   f"http: {{host: 127.0.0.1, port: {ports['http']}}}\nrtsp: {{port: {ports['rtsp']}}}\n"
+                   f"cameras:\n  - name: demo\n    url: {SAMPLE_CLIP}\n")
+    try:
+        if output == "rtsp":
+            pytest.importorskip("gi", reason="the built-in RTSP server needs PyGObject")
+        assert main(str(cfg)) == 2
+    finally:
+        busy.close()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"faceanon: {output.upper()} output cannot start (")

@@ -242,3 +242,71 @@ async def test_frigate_source_takes_snapshots_from_mqtt(mosquitto) -> None:
         pub.loop_stop()
         pub.disconnect()
         await asyncio.to_thread(source.stop)
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("rtsp://admin:p@ssX@cam:554/s", "rtsp://admin:***@cam:554/s"),  # an '@' in the password
+    ("rtsp://admin:pa/ss@cam/s", "rtsp://admin:***@cam/s"),
+    ("rtsp://admin:a?b@cam/s", "rtsp://admin:***@cam/s"),
+    ("http://cam/snap.jpg?usr=admin&pwd=X", "http://cam/snap.jpg?usr=admin&pwd=***"),
+    ("rtsp://cam/live?channel=1&password=X&token=Y", "rtsp://cam/live?channel=1&password=***&token=***"),
+    ("rtsp://viewer@cam/s", "rtsp://viewer@cam/s"),
+    ("http://cam:8080/video.mjpeg", "http://cam:8080/video.mjpeg"),
+    ("/media/clip.mp4", "/media/clip.mp4"),
+])
+def test_redact_hides_every_credential(url: str, shown: str) -> None:
+    from faceanon.source.base import one_line, redact
+
+    assert redact(url) == shown
+    assert one_line(OSError(f"cannot open {url} (refused)")) == f"cannot open {shown} (refused)"
+
+
+def bomb_jpeg(width: int, height: int) -> bytes:
+    """A valid tiny JPEG whose start-of-frame declares width x height (an 83 KB one of 20000x20000 took 2.4 GB)."""
+    import struct
+
+    _, buf = cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))
+    data = bytearray(buf.tobytes())
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def test_declared_size_is_checked_before_decoding() -> None:
+    import resource
+
+    from faceanon.source.http import declared_pixels, decode_jpeg
+
+    good = clip_jpegs(1)[0]
+    assert declared_pixels(good) == 480 * 270 and decode_jpeg(good).shape == (270, 480, 3)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for size in ((20000, 20000), (30000, 30000), (65535, 65535)):
+        assert declared_pixels(bomb_jpeg(*size)) == size[0] * size[1]
+        assert decode_jpeg(bomb_jpeg(*size)) is None
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KB: nothing was allocated
+    _, png = cv2.imencode(".png", np.zeros((40, 30, 3), np.uint8))
+    assert declared_pixels(png.tobytes()) == 1200
+    for junk in (b"", b"not a jpeg", b"\xff\xd8\xff", good[:40]):
+        assert decode_jpeg(junk) is None
+
+
+async def test_a_hostile_frigate_payload_does_not_end_the_subscription(mosquitto) -> None:
+    source = FrigateSource("drive", "frigate://driveway", fps=10, mqtt_cfg={"host": "127.0.0.1",
+                                                                           "port": mosquitto.port})
+    source.start()
+    pub = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="frigate-hostile")
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+    try:
+        await wait_for(lambda: source._client is not None, 5, "the subscription")
+        await asyncio.sleep(0.5)
+        for payload in (bomb_jpeg(20000, 20000), b"\xff\xd8" + b"\x00" * 1000):
+            pub.publish("frigate/driveway/person/snapshot", payload, qos=1).wait_for_publish(5)
+            await asyncio.sleep(0.15)
+        await wait_for(lambda: source.corrupt_frames == 2, 5, "both refused")
+        pub.publish("frigate/driveway/person/snapshot", clip_jpegs(1)[0], qos=1).wait_for_publish(5)
+        await wait_for(lambda: source.mailbox.take() is not None, 5, "the next good snapshot")
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        await asyncio.to_thread(source.stop)

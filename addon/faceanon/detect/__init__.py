@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from faceanon.detect.base import FaceDetector, Faces, ModelMismatch, box_iou, nms
+from faceanon.detect.canary import check_canary
 from faceanon.detect.centerface import CenterFace
 from faceanon.detect.fasterrcnn import FasterRCNN
 from faceanon.detect.manifest import DEFAULT_MODEL, Manifest, ModelError, bundled_manifests, resolve
@@ -19,7 +20,22 @@ DEFAULT_THRESHOLDS = {"centerface": 0.5, "retinaface": 0.35, "fasterrcnn": 0.5, 
 
 def load_detector(model: str | None = None, family: str | None = None, provider: str = "cpu",
                   threads: int | None = None) -> FaceDetector:
-    """Resolve, verify and load a model; raise ModelError naming the model and the reason on any failure."""
+    """Resolve, verify and load a model, and check it on the canary image; raise ModelError naming the model and
+    the reason on any failure. Every camera and command loads its models through this."""
+    detector = open_detector(model, family, provider, threads)
+    try:
+        check_canary(detector)
+    except ModelError:
+        raise
+    except Exception as err:  # a graph that fails on a real image is as broken as one that finds nothing
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ModelError(f"model {detector.manifest.name}: fails on the canary image ({first})") from err
+    return detector
+
+
+def open_detector(model: str | None = None, family: str | None = None, provider: str = "cpu",
+                  threads: int | None = None) -> FaceDetector:
+    """The decoder on an onnxruntime session, without the canary: for tests of a decoder on synthetic graphs."""
     manifest = resolve(model, family)
     cls = FAMILIES.get(manifest.family)
     if cls is None:
@@ -41,4 +57,4 @@ def load_models(names: list[str], family: str | None = None, provider: str = "cp
 
 
 __all__ = ["DEFAULT_MODEL", "FAMILIES", "FaceDetector", "Faces", "Manifest", "ModelError", "box_iou",
-           "bundled_manifests", "load_detector", "load_models", "nms", "resolve"]
+           "bundled_manifests", "load_detector", "load_models", "nms", "open_detector", "resolve"]

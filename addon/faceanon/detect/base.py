@@ -9,7 +9,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
-from faceanon.detect.manifest import Manifest
+from faceanon.detect.manifest import Manifest, ModelError
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,15 @@ class FaceDetector(ABC):
 
     @abstractmethod
     def infer(self, image: np.ndarray, floor: float) -> Faces: ...
+
+    def run(self, names: list[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The session's outputs, refused when any is not finite: a model with NaN or infinite weights must fail
+        closed (privacy hold), not return "no faces"."""
+        outputs = self.session.run(names, feeds)
+        for out in outputs:
+            if isinstance(out, np.ndarray) and out.dtype.kind == "f" and not np.isfinite(out).all():
+                raise ModelError(f"model {self.manifest.name}: non-finite outputs (broken weights?)")
+        return outputs
 
     def network_size(self, width: int, height: int) -> tuple[int, int]:
         """The network input size used for an image of this size (padding to a stride multiple)."""

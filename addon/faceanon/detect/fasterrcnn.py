@@ -25,6 +25,6 @@ class FasterRCNN(FaceDetector):
     def infer(self, image: np.ndarray, floor: float) -> Faces:
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         tensor = np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32) * np.float32(1 / 255)
-        boxes, labels, scores = self.session.run(["boxes", "labels", "scores"], {self.input_name: tensor})
+        boxes, labels, scores = self.run(["boxes", "labels", "scores"], {self.input_name: tensor})
         keep = np.flatnonzero((labels == self.face_label) & (scores > floor))
         return Faces(boxes[keep].astype(np.float32).reshape(-1, 4), scores[keep].astype(np.float32), None)

@@ -2,7 +2,9 @@
 
 People who walk are where new faces come from, so a stream looks at the moving regions closely in every frame (at
 native or enlarged resolution) and at the whole frame only now and then (faceanon.detect.stream). The model is
-OpenCV's MOG2 on a copy `width` px wide: about a millisecond per frame. Regions are the boxes around the moving
+OpenCV's MOG2 on a copy `width` px wide (about a millisecond per frame), together with what changed since the
+previous frame: MOG2 alone can take a jump (a scene cut, a looped clip, a run of dropped frames) for background,
+and faces that jumped would wait for the next whole-frame look. Regions are the boxes around the moving
 blobs, padded so a face at a blob's edge keeps its context, merged where they overlap, and reported in frame
 pixels. When most of the picture moves at once (a camera that pans, lights switching) the regions say so
 (`everything`) and the caller scans the whole frame instead.
@@ -35,11 +37,16 @@ class MotionRegions:
     pad_px: int = 12  # ...and by at least this many frame px (a detector needs some context around a face)
     max_regions: int = 24  # more are merged, cheapest union first
     everything_share: float = 0.4  # more moving than this: scan the whole frame
+    # Also what changed since the previous frame by more than this (grey levels): a jump MOG2 is slow to call
+    # foreground (a scene cut, a looped clip, a dropped run of frames) must still become a region.
+    jump: int = 24
     _model: cv2.BackgroundSubtractorMOG2 | None = field(default=None, init=False, repr=False)
+    _previous: np.ndarray | None = field(default=None, init=False, repr=False)
     _size: tuple[int, int] | None = field(default=None, init=False, repr=False)
 
     def reset(self) -> None:
         self._model = None
+        self._previous = None
 
     def update(self, frame: np.ndarray) -> Motion:
         h, w = frame.shape[:2]
@@ -48,9 +55,13 @@ class MotionRegions:
         if self._model is None or self._size != (w, h):
             self._model = cv2.createBackgroundSubtractorMOG2(self.history, self.sensitivity, detectShadows=False)
             self._size = (w, h)
+            self._previous = None
         grey = cv2.cvtColor(cv2.resize(frame, (small_w, small_h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
         grey = cv2.GaussianBlur(grey, (3, 3), 0)
         mask = self._model.apply(grey)
+        if self._previous is not None:
+            mask[cv2.absdiff(grey, self._previous) > self.jump] = 255
+        self._previous = grey
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
         mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
         share = float(np.count_nonzero(mask)) / mask.size

@@ -28,7 +28,7 @@ class SCRFD(FaceDetector):
         nw, nh = self.network_size(w, h)
         padded = cv2.copyMakeBorder(image, 0, nh - h, 0, nw - w, cv2.BORDER_CONSTANT)
         blob = cv2.dnn.blobFromImage(padded, 1 / 128, mean=(127.5, 127.5, 127.5), swapRB=True)
-        outs = self.session.run(None, {self.input_name: blob})
+        outs = self.run(None, {self.input_name: blob})
         parts = []
         for i, s in enumerate(STRIDES):
             scores = outs[i].reshape(-1)

@@ -25,7 +25,7 @@ class YuNet(FaceDetector):
         nw, nh = self.network_size(w, h)
         padded = cv2.copyMakeBorder(image, 0, nh - h, 0, nw - w, cv2.BORDER_CONSTANT)
         names = [f"{head}_{s}" for s in STRIDES for head in ("cls", "obj", "bbox", "kps")]
-        out = dict(zip(names, self.session.run(names, {self.input_name: cv2.dnn.blobFromImage(padded)}), strict=True))
+        out = dict(zip(names, self.run(names, {self.input_name: cv2.dnn.blobFromImage(padded)}), strict=True))
         parts = []
         for s in STRIDES:
             cols = nw // s

@@ -23,8 +23,19 @@ import numpy as np
 from aiohttp import web
 
 from faceanon.publish import CameraFeed, json_default, valid_camera_name
+from faceanon.source.base import ScrubSecrets
 
 log = logging.getLogger(__name__)
+# aiohttp logs a request it refuses (an 8 KB request line, a bad header) with its request line and a traceback:
+# that line may carry ?token=. Its loggers get the same redaction as ours, and one line instead of the traceback.
+AIOHTTP_LOGGERS = ("aiohttp.server", "aiohttp.web", "aiohttp.access", "aiohttp.internal")
+
+
+def scrub_aiohttp_logs() -> None:
+    for name in AIOHTTP_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ScrubSecrets) for f in logger.filters):
+            logger.addFilter(ScrubSecrets())
 
 INGRESS_PEER = "172.30.32.2"  # the Home Assistant Supervisor's ingress proxy
 STREAM_KEEPALIVE = 5.0  # resend the newest frame this often when none arrives, so dead clients are noticed
@@ -72,6 +83,7 @@ class HttpServer:
         self.version = version
         self.rtsp_port = rtsp_port  # the built-in RTSP server's, for clients building stream URLs
         self.feeds: dict[str, CameraFeed] = {feed.name: feed for feed in feeds}
+        scrub_aiohttp_logs()
         self._page = resources.files("faceanon").joinpath("web/index.html").read_text("utf-8")
         self._closing = asyncio.Event()
         self._streams = 0
@@ -128,7 +140,10 @@ class HttpServer:
         header = request.headers.get("Authorization", "")
         scheme, _, value = header.partition(" ")
         sent = value.strip() if scheme.lower() == "bearer" else request.query.get("token", "")
-        return hmac.compare_digest(sent.encode(), self._token)
+        try:
+            return hmac.compare_digest(sent.encode(), self._token)
+        except UnicodeError:  # a header no token can match (lone surrogates from undecodable bytes)
+            return False
 
     @web.middleware
     async def _auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -186,7 +201,7 @@ class HttpServer:
             return _error(503, "no anonymized frame yet", **{"Retry-After": "1"})
         height = request.query.get("h")
         if height is not None:
-            if not height.isdigit() or int(height) < 1:
+            if not (height.isascii() and height.isdigit()) or int(height) < 1:  # "²".isdigit() is True
                 return _error(400, "h must be a height in pixels (a positive integer)")
             if int(height) < MAX_HEIGHT:  # never scaled up: a taller request gets the frame as it is
                 jpeg = await asyncio.to_thread(scale_jpeg, jpeg, int(height))

@@ -9,6 +9,7 @@ frame is skipped and counted.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -171,15 +172,66 @@ class Source(ABC):
 
 
 def one_line(err: BaseException) -> str:
+    """An error as one log line, with any URL in it redacted (library errors quote the URL they failed on)."""
     text = str(err).strip().splitlines()
-    return text[0][:300] if text else type(err).__name__
+    return scrub(text[0][:300]) if text else type(err).__name__
+
+
+# Query parameters whose values are credentials (cameras put them there: snap.jpg?usr=admin&pwd=...).
+SECRET_PARAMS = re.compile(r"^(pass(word|wd)?|pwd|token|access_token|auth|key|api_?key|secret|sig(nature)?)$", re.I)
+URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 
 def redact(url: str) -> str:
-    """Hide a password in a URL for logs: rtsp://user:secret@host -> rtsp://user:***@host."""
+    """A URL fit for logs, errors and APIs: the password of its userinfo (which may hold any character, even
+    '@') and the values of credential-like query parameters become ***.
+    rtsp://admin:p@ss@host/x?password=y -> rtsp://admin:***@host/x?password=***"""
     scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
+    if not sep:
         return url
-    creds, host = rest.split("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
+    # Userinfo ends at the last '@' when a user:... comes before it (a password may hold '/', '?' or '@';
+    # over-redacting a path with an '@' in it is the safe error).
+    at = rest.rfind("@")
+    colon = rest.find(":")
+    if not (0 <= colon < at and "/" not in rest[:colon]):
+        query_at = rest.find("?") if "?" in rest else len(rest)
+        at = rest.rfind("@", 0, query_at)
+    ends = [i for i in (rest.find("/", at + 1), rest.find("?", at + 1)) if i >= 0]
+    path_at = min(ends, default=len(rest))
+    authority, tail = rest[:path_at], rest[path_at:]
+    if "@" in authority:
+        creds, host = authority.rsplit("@", 1)
+        authority = f"{creds.split(':', 1)[0]}:***@{host}" if ":" in creds else f"{creds}@{host}"
+    if "?" in tail:
+        path, _, query = tail.partition("?")
+        parts = []
+        for pair in query.split("&"):
+            name, eq, _value = pair.partition("=")
+            parts.append(f"{name}=***" if eq and SECRET_PARAMS.match(name) else pair)
+        tail = f"{path}?{'&'.join(parts)}"
+    return f"{scheme}://{authority}{tail}"
+
+
+SECRET_QUERY = re.compile(r"([?&](?:pass(?:word|wd)?|pwd|token|access_token|auth|key|api_?key|secret|sig(?:nature)?)=)"
+                          r"[^&\s'\"]*", re.I)
+BEARER = re.compile(r"(Bearer\s+)\S+", re.I)
+
+
+def scrub(text: str) -> str:
+    """Every URL in `text` redacted, and credentials in bare request targets (`GET /x?token=...`) and bearer
+    headers too: for log lines written by libraries (aiohttp quotes the request line of a request it refuses)."""
+    text = URL.sub(lambda m: redact(m.group(0)), text)
+    return BEARER.sub(r"\1***", SECRET_QUERY.sub(r"\1***", text))
+
+
+class ScrubSecrets(logging.Filter):
+    """A logging filter: the record's message scrubbed, its traceback reduced to one scrubbed line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            message = f"{message} ({one_line(record.exc_info[1])})"
+            record.exc_info = None
+            record.exc_text = None
+        record.msg, record.args = scrub(message), None
+        return True

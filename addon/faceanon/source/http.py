@@ -11,16 +11,48 @@ import urllib.request
 import cv2
 import numpy as np
 
+from faceanon.defaults import MAX_IMAGE_PIXELS
 from faceanon.source.base import Source, SourceError, redact
 from faceanon.source.mjpeg import MAX_PART, boundary_of, mjpeg_parts
 
 TIMEOUT_S = 10.0
 
 
-def decode_jpeg(data: bytes) -> np.ndarray | None:
-    if not data:
+def declared_pixels(data: bytes) -> int | None:
+    """Width x height a JPEG (its SOF segment) or PNG (IHDR) declares, read before decoding; None if not found."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big") * int.from_bytes(data[20:24], "big")
+    if data[:2] != b"\xff\xd8":
         return None
-    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    i = 2
+    while i + 9 <= len(data):
+        if data[i] != 0xFF:
+            return None  # lost sync: not a JPEG we can vouch for
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            i += 2
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start-of-frame: the image size
+            return int.from_bytes(data[i + 5:i + 7], "big") * int.from_bytes(data[i + 7:i + 9], "big")
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return None
+
+
+def decode_jpeg(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray | None:
+    """A camera's JPEG as BGR pixels; None (a corrupt frame) for anything undecodable, oversized or declaring
+    more than `max_pixels`: an 83 KB JPEG declaring 20000x20000 would otherwise take 2.4 GB to decode."""
+    if not data or len(data) > MAX_PART:
+        return None
+    pixels = declared_pixels(data)
+    if pixels is None or pixels == 0 or pixels > max_pixels:
+        return None
+    try:
+        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        return None
 
 
 class HttpSource(Source):
