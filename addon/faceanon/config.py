@@ -151,7 +151,9 @@ def password_needs_user(mqtt: dict) -> dict:
 MQTT = vol.All(MQTT_FIELDS, password_needs_user)
 
 HTTP = vol.Schema({
-    vol.Optional("host", default="0.0.0.0"): vol.All(str, vol.Length(min=1)),
+    # Loopback unless asked: no token and no Host check by default, so the LAN (or a DNS-rebinding page in a
+    # browser on it) must not reach the API by accident. The add-on binds 0.0.0.0 behind ingress and a token.
+    vol.Optional("host", default="127.0.0.1"): vol.All(str, vol.Length(min=1)),
     vol.Optional("port", default=8099): port,
     vol.Optional("token", default=None): token,
     vol.Optional("ingress_only", default=False): bool,

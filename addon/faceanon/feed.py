@@ -102,6 +102,7 @@ class CameraFeed:
         self.fail_closed_frames = 0
         self.dropped_base = 0  # frames dropped by the pipeline itself (e.g. before the detector was ready)
         self.source: Source | None = None
+        self.snapshot_interval: float | None = None  # the camera's, for the MQTT snapshots (None: the default)
         self.rtsp_port: int | None = None  # the built-in RTSP restream's port (rtsp://<host>:<port>/<name>)
         self.online_after_s = 5.0
         self.last_frame_at: float | None = None  # monotonic arrival of the newest source frame

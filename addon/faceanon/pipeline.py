@@ -66,6 +66,7 @@ class CameraPipeline:
         self.plan = stream_plan(cam, detectors.cfg)
         self.feed = CameraFeed(self.name, model=self.plan.full.model, count_hold_s=cam["count_hold_seconds"])
         self.feed.source = self.source
+        self.feed.snapshot_interval = cam["snapshot_interval"]  # read by the MQTT publisher
         self.feed.online_after_s = max(5.0, 3.0 / cam["detect_fps"])
         self.style = mask_style(cam)
         self.preset = defaults.PRESETS[cam.get("preset") or "live"]

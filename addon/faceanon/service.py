@@ -155,7 +155,7 @@ class Service:
         try:
             await restream.start()
         except RtspUnavailable as err:  # no GStreamer here (a pip install without [rtsp]): the rest still runs
-            log.error("RTSP restream cannot start (%s)", one_line(err))
+            log.warning("RTSP restream off (%s)", one_line(err))
             with contextlib.suppress(Exception):
                 await restream.stop()
             if not any(c.get("restream") for c in cameras.values()):

@@ -304,3 +304,11 @@ def test_faces_that_jump_between_whole_frame_looks_are_masked() -> None:
         for box in raw.boxes[raw.scores >= 0.43]:
             assert any(m[0] <= box[0] and m[1] <= box[1] and m[2] >= box[2] and m[3] >= box[3] for m in drawn), \
                 (i, box, masks.boxes)
+
+
+def test_the_camera_snapshot_interval_reaches_the_mqtt_publisher() -> None:
+    from faceanon.publish import snapshot_interval
+
+    for seconds in (2.0, 30.0):
+        pipeline = CameraPipeline(camera(snapshot_interval=seconds), Detectors({"model": "centerface"}))
+        assert snapshot_interval(pipeline.feed) == seconds

@@ -18,7 +18,7 @@ from conftest import free_port
 from faceanon.config import SAMPLE_CLIP, validate
 from faceanon.detect import load_detector
 from faceanon.service import Service
-from test_pipeline import is_privacy_hold
+from test_pipeline import clip_frames, is_privacy_hold
 
 pytestmark = pytest.mark.timeout(120)
 FFMPEG, FFPROBE = shutil.which("ffmpeg"), shutil.which("ffprobe")
@@ -77,18 +77,6 @@ def faces_seen(judge, frame: np.ndarray) -> int:
     return len(judge.infer(cv2.resize(frame, None, fx=2, fy=2), 0.6))
 
 
-def sample_frames(count: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(SAMPLE_CLIP))
-    out = []
-    while len(out) < count:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        out.append(frame)
-    cap.release()
-    return out
-
-
 async def test_built_in_server_serves_anonymized_h264_to_two_clients(tmp_path: Path) -> None:
     need_gst()
     cfg = config(tmp_path)
@@ -107,9 +95,9 @@ async def test_built_in_server_serves_anonymized_h264_to_two_clients(tmp_path: P
     finally:
         await service.stop()
     judge = load_detector("yunet")  # not the engine's detector: an independent look at what left the process
-    raw_faces = sum(faces_seen(judge, frame) for frame in sample_frames(8))
+    raw_faces = sum(faces_seen(judge, frame) for frame in clip_frames()[:8])
     assert raw_faces >= 8  # the judge does see the clip's faces before anonymization
-    raw = sample_frames(200)
+    raw = clip_frames()
     for name in ("a", "b"):
         decoded = frames_in(tmp_path / name)
         assert len(decoded) == 8 and decoded[0].shape == (270, 480, 3)

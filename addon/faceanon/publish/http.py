@@ -74,7 +74,7 @@ class HttpServer:
     def __init__(self, http_config: dict[str, Any], feeds: Iterable[CameraFeed], version: str, *,
                  ingress_peer: str = INGRESS_PEER, rtsp_port: int | None = None) -> None:
         cfg = http_config or {}
-        self.host: str = cfg.get("host") or "0.0.0.0"
+        self.host: str = cfg.get("host") or "127.0.0.1"
         self.port = int(cfg["port"]) if cfg.get("port") is not None else 8099  # 0: any free port (see .port)
         token = cfg.get("token")
         self._token = str(token).encode() if token else None
