@@ -169,6 +169,28 @@ async def test_each_camera_has_its_own_availability(mosquitto, listener, anonymi
         await publisher.stop()
 
 
+async def test_retained_topics_of_a_removed_camera_are_cleared(mosquitto, listener, anonymized_frames):
+    old = paho.Client(CallbackAPIVersion.VERSION2, client_id="old-service")
+    old.connect("127.0.0.1", mosquitto.port)
+    old.loop_start()
+    for sub, payload in (("snapshot", anonymized_frames[0].jpeg), ("available", b"online"), ("faces", b"2"),
+                         ("state", b"{}")):
+        old.publish(f"faceanon/garage/{sub}", payload, qos=1, retain=True).wait_for_publish(5)
+    old.loop_stop()
+    old.disconnect()
+    await listener.until("faceanon/garage/snapshot")
+    feed = FrameFeed("lobby")
+    publisher = MqttPublisher(config(mosquitto), [feed], VERSION)
+    await publisher.start()
+    try:
+        for sub in ("snapshot", "available", "faces", "state"):
+            assert await listener.until(f"faceanon/garage/{sub}", lambda p: p == b"") == b""
+        feed.push(anonymized_frames[0])
+        assert await listener.until("faceanon/lobby/snapshot") == anonymized_frames[0].jpeg  # its own stay
+    finally:
+        await publisher.stop()
+
+
 async def test_home_assistant_discovery(mosquitto, listener):
     # A retained config of a camera since removed from the config: the publisher clears it.
     stale = "homeassistant/sensor/faceanon/garage_faces/config"

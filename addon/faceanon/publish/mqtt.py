@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 # that every entity of a camera writes well under 1,000 recorder rows an hour (tests/engine/test_mqtt_quiet.py).
 STATE_PERIOD = 30.0  # seconds between `<camera>/state` publishes (also on a privacy or face-count change)
 EXPIRE_AFTER = int(3 * STATE_PERIOD)  # state-fed sensors go unavailable when a frozen service stops sending
+CAMERA_TOPICS = ("snapshot", "faces", "state", "info", "available", "privacy_degraded")  # retained, per camera
 INFO_KEYS = ("model", "provider", "width", "height", "rtsp_port")  # `<camera>/info`: the camera's attributes
 FACE_SNAPSHOT_GAP = 1.0  # a face-count change publishes a snapshot, at most this often
 POLL = 1.0  # how long a camera's follower waits for a frame before it looks at the status again
@@ -136,6 +137,7 @@ class MqttPublisher:
         self._node = node_id(self.prefix)
         self._configs = discovery_configs(self.feeds, self.prefix, self.discovery_prefix, version)
         self._published = {feed.name: _Published() for feed in self.feeds}
+        self._cameras = {feed.name for feed in self.feeds}
         self._connected = threading.Event()
         self._stopping = False
         self._unreachable_logged = self._refused_logged = False  # log a failing broker once, not every retry
@@ -205,6 +207,8 @@ class MqttPublisher:
         self._unreachable_logged = self._refused_logged = False
         log.info("mqtt: connected to %s:%d", self.host, self.port)
         client.publish(self.available_topic, "online", qos=1, retain=True)
+        # Retained topics of cameras no longer configured are found (their `available` or `state`) and cleared.
+        client.subscribe([(f"{self.prefix}/+/available", 1), (f"{self.prefix}/+/state", 1)])
         if self.discovery:
             client.subscribe([(self.ha_status_topic, 1), (f"{self.discovery_prefix}/+/{self._node}/+/config", 1)])
         self._connected.set()
@@ -223,6 +227,13 @@ class MqttPublisher:
             log.warning("mqtt: lost the broker at %s:%d (%s); reconnecting", self.host, self.port, reason)
 
     def _on_message(self, client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        if msg.topic.startswith(f"{self.prefix}/"):
+            camera = msg.topic[len(self.prefix) + 1:].split("/", 1)[0]
+            if msg.payload and msg.retain and camera not in self._cameras:
+                log.info("mqtt: clearing the retained topics of camera %s, no longer configured", camera)
+                for sub in CAMERA_TOPICS:
+                    client.publish(f"{self.prefix}/{camera}/{sub}", b"", qos=1, retain=True)
+            return
         if msg.topic == self.ha_status_topic:
             if msg.payload == b"online" and self._loop is not None:
                 self._loop.call_soon_threadsafe(self._publish_discovery)
