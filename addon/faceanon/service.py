@@ -149,19 +149,9 @@ class Service:
         if not self.cfg["rtsp"]["enabled"] and not any(c.get("restream") for c in cameras.values()):
             return None
         from faceanon.publish.restream import Restream
-        from faceanon.publish.rtsp_server import RtspUnavailable
 
         restream = Restream(self.cfg["rtsp"], self.cfg["http"].get("token"), self.feeds, cameras)
         try:
-            await restream.start()
-        except RtspUnavailable as err:  # no GStreamer here (a pip install without [rtsp]): the rest still runs
-            log.warning("RTSP restream off (%s)", one_line(err))
-            with contextlib.suppress(Exception):
-                await restream.stop()
-            if not any(c.get("restream") for c in cameras.values()):
-                return None
-            self.cfg = {**self.cfg, "rtsp": {**self.cfg["rtsp"], "enabled": False}}
-            restream = Restream(self.cfg["rtsp"], None, self.feeds, cameras)  # the pushes still go
             await restream.start()
         except Exception as err:  # the port is taken, say: a configured output that cannot run
             with contextlib.suppress(Exception):

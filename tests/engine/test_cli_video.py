@@ -10,10 +10,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from conftest import ROOT, VIDEO, need_shared
+from faceanon.bench.stages import read_frames
 from faceanon.cli import main
 from faceanon.detect import load_detector
 from faceanon.detect.plan import DetectPlan, Scanner
@@ -28,15 +28,7 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 
 
 def frames(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        out.append(frame)
-    cap.release()
-    return out
+    return read_frames(path)
 
 
 @pytest.fixture(scope="module")

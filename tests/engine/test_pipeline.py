@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from faceanon import defaults
+from faceanon.bench.stages import read_frames
 from faceanon.config import SAMPLE_CLIP, validate
 from faceanon.detect import Faces, box_iou, load_detector
 from faceanon.detect.plan import DetectPlan, Pass, Scanner
@@ -39,13 +40,7 @@ def verifier() -> Scanner:
 
 
 def clip_frames() -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(SAMPLE_CLIP))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            return frames
-        frames.append(frame)
+    return read_frames(SAMPLE_CLIP)
 
 
 def camera(**kw) -> dict:

@@ -13,6 +13,7 @@ import paho.mqtt.client as paho
 import pytest
 from aiohttp import web
 from conftest import free_port
+from faceanon.bench.stages import read_frames
 from faceanon.config import SAMPLE_CLIP
 from faceanon.source import FileSource, Frame, FrigateSource, HttpSource, Mailbox, RtspSource, Source, open_source
 from faceanon.source.frigate import snapshot_topic
@@ -21,14 +22,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def clip_jpegs(n: int = 12) -> list[bytes]:
-    cap = cv2.VideoCapture(str(SAMPLE_CLIP))
-    out = []
-    while len(out) < n:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        out.append(cv2.imencode(".jpg", frame)[1].tobytes())
-    cap.release()
+    out = [cv2.imencode(".jpg", frame)[1].tobytes() for frame in read_frames(SAMPLE_CLIP, n)]
     assert len(out) == n
     return out
 

@@ -63,10 +63,11 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def read_frames(path: Path, limit: int) -> list[np.ndarray]:
+def read_frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
+    """The first `limit` frames of a video (all of them when None), as OpenCV decodes them."""
     cap = cv2.VideoCapture(str(path))
-    frames = []
-    while len(frames) < limit:
+    frames: list[np.ndarray] = []
+    while limit is None or len(frames) < limit:
         ok, frame = cap.read()
         if not ok:
             break

@@ -36,17 +36,8 @@ def valid_camera_name(name: str) -> bool:
 
 
 def snapshot_interval(feed: CameraFeed) -> float:
-    """The camera's `snapshot_interval` in seconds, from the feed or its camera config when it carries one."""
+    """The camera's `snapshot_interval` in seconds (the pipeline sets it on its feed), else the default."""
     value = getattr(feed, "snapshot_interval", None)
-    if value is None:
-        for attr in ("config", "camera", "camera_config", "cfg"):
-            cfg = getattr(feed, attr, None)
-            if isinstance(cfg, dict):
-                value = cfg.get("snapshot_interval")
-            elif cfg is not None:
-                value = getattr(cfg, "snapshot_interval", None)
-            if value is not None:
-                break
     try:
         return max(0.0, float(value)) if value is not None else DEFAULT_SNAPSHOT_INTERVAL
     except (TypeError, ValueError):

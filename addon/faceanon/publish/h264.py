@@ -7,7 +7,6 @@ with SPS/PPS in front of every keyframe, so a client that joins mid-stream can s
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from fractions import Fraction
 
 import av
@@ -21,28 +20,36 @@ CRF = "23"
 THREADS = "1"
 
 
-@dataclass(frozen=True)
-class AccessUnit:
-    data: bytes  # Annex B, SPS/PPS included on keyframes
-    keyframe: bool
-    pts: int  # in frames since the encoder started
+def live_x264(fps: float, keyframe_seconds: float) -> tuple[Fraction, int, dict[str, str]]:
+    """Frame rate, keyframe interval (frames) and libx264 options of a live stream: the built-in server's
+    encoder and the push (publish/restream.py) use the same."""
+    rate = Fraction(fps).limit_denominator(1001)
+    gop = max(1, round(float(rate) * keyframe_seconds))
+    options = {"preset": PRESET, "tune": "zerolatency", "crf": CRF, "threads": THREADS,
+               "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+    return rate, gop, options
+
+
+def even(image: np.ndarray) -> np.ndarray:
+    """The frame cropped to even width and height (4:2:0 needs them), contiguous for PyAV."""
+    h, w = image.shape[:2]
+    return np.ascontiguousarray(image[:h - h % 2, :w - w % 2])
 
 
 class H264Encoder:
-    """BGR frames of one size in, H.264 access units out; `force_keyframe()` makes the next frame an IDR."""
+    """BGR frames of one size in, H.264 access units (Annex B bytes) out; `force_keyframe()` makes the next frame
+    an IDR."""
 
-    def __init__(self, width: int, height: int, fps: float, keyframe_seconds: float = 2.0,
-                 preset: str = PRESET, crf: str = CRF) -> None:
+    def __init__(self, width: int, height: int, fps: float, keyframe_seconds: float = 2.0) -> None:
         self.width, self.height = width, height
-        rate = Fraction(fps).limit_denominator(1001)
+        rate, gop, options = live_x264(fps, keyframe_seconds)
         ctx = av.CodecContext.create("libx264", "w")
-        ctx.width, ctx.height = width - width % 2, height - height % 2  # 4:2:0 needs even sizes
+        ctx.width, ctx.height = width - width % 2, height - height % 2
         ctx.pix_fmt = "yuv420p"
         ctx.time_base = 1 / rate
         ctx.framerate = rate
-        ctx.gop_size = max(1, round(float(rate) * keyframe_seconds))
-        ctx.options = {"preset": preset, "tune": "zerolatency", "crf": crf, "threads": THREADS, "repeat-headers": "1",
-                       "x264-params": f"keyint={ctx.gop_size}:min-keyint={ctx.gop_size}:scenecut=0"}
+        ctx.gop_size = gop
+        ctx.options = {**options, "repeat-headers": "1"}  # SPS/PPS on every keyframe: clients join mid-stream
         ctx.open()
         self.ctx = ctx
         self.frames = 0
@@ -52,17 +59,14 @@ class H264Encoder:
     def force_keyframe(self) -> None:
         self._keyframe_next = True
 
-    def encode(self, image: np.ndarray) -> list[AccessUnit]:
+    def encode(self, image: np.ndarray) -> list[bytes]:
         start = time.perf_counter()
-        if image.shape[1] != self.ctx.width or image.shape[0] != self.ctx.height:
-            image = image[:self.ctx.height, :self.ctx.width]
-        picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24").reformat(
-            format="yuv420p")
+        picture = av.VideoFrame.from_ndarray(even(image), format="bgr24").reformat(format="yuv420p")
         picture.pts = self.frames
         if self._keyframe_next:
             picture.pict_type = av.video.frame.PictureType.I
             self._keyframe_next = False
         self.frames += 1
-        units = [AccessUnit(bytes(p), bool(p.is_keyframe), int(p.pts or 0)) for p in self.ctx.encode(picture)]
+        units = [bytes(packet) for packet in self.ctx.encode(picture)]
         self.encode_ms += (time.perf_counter() - start) * 1000
         return units

@@ -13,14 +13,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from fractions import Fraction
 from typing import Any
 
 import av
 import numpy as np
 
 from faceanon.publish import CameraFeed
-from faceanon.publish.h264 import CRF, PRESET, THREADS, H264Encoder
+from faceanon.publish.h264 import H264Encoder, even, live_x264
 from faceanon.source.base import one_line, redact
 
 log = logging.getLogger("faceanon.rtsp")
@@ -44,13 +43,11 @@ class RtspPush:
     def _open(self, width: int, height: int) -> None:
         out = av.open(self.url, mode="w", format="rtsp", options={"rtsp_transport": "tcp"}, timeout=5.0)
         try:
-            rate = Fraction(self.fps).limit_denominator(1001)
+            rate, _gop, options = live_x264(self.fps, self.keyframe_seconds)
             stream = out.add_stream("libx264", rate=rate)
             stream.width, stream.height = width - width % 2, height - height % 2
             stream.pix_fmt = "yuv420p"
-            gop = max(1, round(float(rate) * self.keyframe_seconds))
-            stream.options = {"preset": PRESET, "tune": "zerolatency", "crf": CRF, "threads": THREADS,
-                              "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+            stream.options = options
         except Exception:
             out.close()
             raise
@@ -69,8 +66,7 @@ class RtspPush:
                 return
         try:
             start = time.perf_counter()
-            h, w = self.stream.height, self.stream.width
-            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:h, :w]), format="bgr24")
+            picture = av.VideoFrame.from_ndarray(even(image), format="bgr24")
             picture.pts = self.frames
             self.frames += 1
             for packet in self.stream.encode(picture):
@@ -131,7 +127,7 @@ class CameraRestream:
                 self._keyframe_wanted = False
                 self.encoder.force_keyframe()
             for unit in self.encoder.encode(image):
-                self.mount.push(unit.data)
+                self.mount.push(unit)
         elif self.encoder is not None:
             self.encoder = None  # nobody watches: stop encoding; the next client starts on a fresh keyframe
         if self.push is not None:
@@ -171,14 +167,18 @@ class Restream:
 
     async def start(self) -> None:
         if self.cfg["enabled"]:
-            from faceanon.publish.rtsp_server import RtspServer
+            from faceanon.publish.rtsp_server import RtspServer, RtspUnavailable
 
-            self.server = RtspServer(self.cfg["host"], self.cfg["port"], self.token)
-            self.server.start()
+            try:
+                self.server = RtspServer(self.cfg["host"], self.cfg["port"], self.token)
+            except RtspUnavailable as err:  # a pip install without [rtsp]: the pushes and other outputs still go
+                log.warning("RTSP server off (%s)", one_line(err))
+            else:
+                self.server.start()
         for feed in self.feeds:
             cam = self.cameras.get(feed.name, {})
             fps = float(cam.get("detect_fps", 5.0))
-            mount = self.server.mount(feed.name, lambda: None) if self.server is not None else None
+            mount = self.server.mount(feed.name) if self.server is not None else None
             url = cam.get("restream")
             push = RtspPush(feed.name, url, fps, self.cfg["keyframe_seconds"]) if url else None
             if mount is None and push is None:

@@ -41,11 +41,11 @@ def _gst():  # imported lazily: the rest of the service runs without GStreamer
 class Mount:
     """One camera's path on the server: the live appsrc elements (one per prepared shared media)."""
 
-    def __init__(self, gst, on_client: Callable[[], None]) -> None:
+    def __init__(self, gst) -> None:
         self._gst = gst
         self._sources: list = []
         self._lock = threading.Lock()
-        self.on_client = on_client  # a new media wants a keyframe soon
+        self.on_client: Callable[[], None] = lambda: None  # a client starts: its camera's encoder sets this
 
     @property
     def watched(self) -> bool:
@@ -103,9 +103,9 @@ class RtspServer:
         auth.add_basic(rtsp.RTSPAuth.make_basic(USER, token), role)
         self.server.set_auth(auth)
 
-    def mount(self, name: str, on_client: Callable[[], None]) -> Mount:
+    def mount(self, name: str) -> Mount:
         rtsp = self._rtsp
-        mount = Mount(self._gst_module, on_client)
+        mount = Mount(self._gst_module)
         factory = rtsp.RTSPMediaFactory.new()
         factory.set_launch(LAUNCH)
         factory.set_shared(True)

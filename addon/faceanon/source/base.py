@@ -177,8 +177,11 @@ def one_line(err: BaseException) -> str:
     return scrub(text[0][:300]) if text else type(err).__name__
 
 
-# Query parameters whose values are credentials (cameras put them there: snap.jpg?usr=admin&pwd=...).
-SECRET_PARAMS = re.compile(r"^(pass(word|wd)?|pwd|token|access_token|auth|key|api_?key|secret|sig(nature)?)$", re.I)
+# Query parameters whose values are credentials (cameras put them there: snap.jpg?usr=admin&pwd=...), in a URL or
+# in a bare request target (`GET /x?token=...`, as aiohttp logs it).
+SECRET_QUERY = re.compile(r"([?&](?:pass(?:word|wd)?|pwd|token|access_token|auth|key|api_?key|secret|sig(?:nature)?)=)"
+                          r"[^&\s]*", re.I)
+BEARER = re.compile(r"(Bearer\s+)\S+", re.I)
 URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 
@@ -202,19 +205,8 @@ def redact(url: str) -> str:
     if "@" in authority:
         creds, host = authority.rsplit("@", 1)
         authority = f"{creds.split(':', 1)[0]}:***@{host}" if ":" in creds else f"{creds}@{host}"
-    if "?" in tail:
-        path, _, query = tail.partition("?")
-        parts = []
-        for pair in query.split("&"):
-            name, eq, _value = pair.partition("=")
-            parts.append(f"{name}=***" if eq and SECRET_PARAMS.match(name) else pair)
-        tail = f"{path}?{'&'.join(parts)}"
+    tail = SECRET_QUERY.sub(r"\1***", tail)
     return f"{scheme}://{authority}{tail}"
-
-
-SECRET_QUERY = re.compile(r"([?&](?:pass(?:word|wd)?|pwd|token|access_token|auth|key|api_?key|secret|sig(?:nature)?)=)"
-                          r"[^&\s'\"]*", re.I)
-BEARER = re.compile(r"(Bearer\s+)\S+", re.I)
 
 
 def scrub(text: str) -> str:
