@@ -14,6 +14,8 @@ import voluptuous as vol
 import yaml
 
 from faceanon import defaults
+from faceanon.detect.manifest import ModelError
+from faceanon.detect.remote import is_remote, target_of
 from faceanon.mask import SHAPES, STYLES, parse_color
 
 SAMPLE_CLIP = Path(__file__).resolve().parent / "samples" / "face-demographics-walking.gif"
@@ -166,14 +168,35 @@ RTSP = vol.Schema({
     vol.Optional("keyframe_seconds", default=2.0): vol.All(vol.Coerce(float), vol.Range(min=0.2, max=60.0)),
 })
 
-DETECTOR = vol.Schema({
+def remote_detector(detector: dict) -> dict:
+    """`provider: kserve` with `url: grpc://host:port` becomes the provider `grpc://host:port` (what the loaders
+    take); a url with any other provider is a mistake worth saying."""
+    provider, url = detector["provider"], detector.get("url")
+    if provider == "kserve":
+        if not url:
+            raise vol.Invalid("provider kserve needs url: grpc://<server>:8001", path=["url"])
+        provider = url
+    elif url:
+        raise vol.Invalid("url is only read with provider: kserve", path=["url"])
+    if is_remote(provider) or provider == url:
+        try:
+            target_of(provider)
+        except ModelError as err:
+            raise vol.Invalid(str(err), path=["url"]) from err
+    return {**{k: v for k, v in detector.items() if k != "url"}, "provider": provider}
+
+
+DETECTOR_FIELDS = vol.Schema({
     vol.Optional("model", default=defaults.STREAM_MODEL): vol.All(str, vol.Length(min=1)),
     vol.Optional("family", default=None): nullable(vol.All(str, vol.Length(min=1))),
-    vol.Optional("provider", default="cpu"): vol.All(str, vol.Length(min=1)),
+    vol.Optional("provider", default="cpu"): vol.All(str, vol.Length(min=1)),  # cpu | cuda | ... | kserve
+    vol.Optional("url", default=None): optional_str,  # provider kserve: grpc://host:8001 (KServe v2 over gRPC)
     vol.Optional("threads", default=None): nullable(vol.All(int, vol.Range(min=1, max=64))),
     vol.Optional("threshold", default=None): nullable(vol.All(vol.Coerce(float),
                                                                          vol.Range(min=0.0, max=1.0))),
 })
+
+DETECTOR = vol.All(DETECTOR_FIELDS, remote_detector)
 
 CAMERA = vol.Schema({
     vol.Required("name"): camera_name,
@@ -211,14 +234,30 @@ def unique_names(cameras: list[dict]) -> list[dict]:
     return cameras
 
 
+TOPIC_LEVEL = r"^[A-Za-z0-9_-]{1,64}$"
+JOBS = vol.Schema({
+    # Snapshot jobs shared by every faceanon of `group` (MQTT 5 shared subscription; faceanon.source.jobs)
+    vol.Optional("enabled", default=False): bool,
+    vol.Optional("group", default="faceanon"): vol.All(str, vol.Match(TOPIC_LEVEL, msg="expected 1-64 of "
+                                                                                        "A-Z a-z 0-9 _ -")),
+    vol.Optional("worker", default=None): nullable(vol.All(str, vol.Match(TOPIC_LEVEL, msg="expected 1-64 of "
+                                                                                           "A-Z a-z 0-9 _ -"))),
+    vol.Optional("frigate_prefix", default="frigate"): nullable(vol.All(str, vol.Match(TOPIC_LEVEL))),
+    vol.Optional("model", default=None): nullable(vol.All(str, vol.Length(min=1))),
+    vol.Optional("plan", default=None): nullable(plan_spec),  # None: `faceanon image`'s (stills)
+    vol.Optional("style", default=defaults.DEFAULT_STYLE): vol.In(STYLES),
+    vol.Optional("shape", default=defaults.DEFAULT_SHAPE): vol.In(SHAPES),
+    vol.Optional("margin", default=defaults.DEFAULT_MARGIN): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=2.0)),
+})
+
 SCHEMA = vol.Schema({
     vol.Optional("mqtt"): nullable(MQTT),
     vol.Optional("http", default={}): section(HTTP),
     vol.Optional("rtsp", default={}): section(RTSP),
     vol.Optional("detector", default={}): section(DETECTOR),
     vol.Optional("log_level", default="info"): vol.All(str, vol.Lower, vol.In(LOG_LEVELS)),
-    vol.Required("cameras"): vol.All([CAMERA], vol.Length(min=1, msg="at least one camera is needed"),
-                                     unique_names),
+    vol.Optional("jobs", default={}): section(JOBS),
+    vol.Optional("cameras", default=[]): nullable(vol.All([CAMERA], unique_names)),
 })
 
 
@@ -248,6 +287,11 @@ def validate(data: Any) -> dict:
     except vol.MultipleInvalid as errs:
         lines = sorted({f"{key_path(e.path)}: {reason(e)}" for e in errs.errors})
         raise ConfigError("; ".join(lines)) from None
+    cfg["cameras"] = cfg["cameras"] or []
+    if not cfg["cameras"] and not cfg["jobs"]["enabled"]:
+        raise ConfigError("cameras: at least one camera is needed (or jobs.enabled: a snapshot worker)")
+    if cfg["jobs"]["enabled"] and cfg.get("mqtt") is None:
+        raise ConfigError("jobs: snapshot jobs need an MQTT 5 broker (mosquitto, EMQX): give the mqtt section")
     if cfg.get("mqtt") is None:
         cfg.pop("mqtt", None)  # absent or empty: the service runs its embedded broker
     if cfg["rtsp"]["host"] is None:

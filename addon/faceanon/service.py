@@ -95,6 +95,8 @@ class Service:
         self.mqtt_cfg: dict | None = cfg.get("mqtt")
         self.detectors = Detectors(cfg["detector"], sum(1 for c in cfg["cameras"] if c.get("enabled", True)))
         self.pipelines: list[CameraPipeline] = []
+        self.worker = None  # the snapshot job worker (faceanon.worker) when jobs.enabled
+        self._worker_task: asyncio.Task | None = None
         self.publishers: list = []
         self._tasks: list[asyncio.Task] = []
 
@@ -127,7 +129,12 @@ class Service:
             self.pipelines.append(pipeline)
             log.info("%s: reading %s at %g fps", cam["name"], redact(cam["url"]), cam["detect_fps"])
             self._tasks.append(asyncio.create_task(self._guard(pipeline), name=f"camera-{cam['name']}"))
-        if not self.pipelines:
+        if self.cfg["jobs"]["enabled"]:
+            from faceanon.worker import SnapshotWorker
+
+            self.worker = SnapshotWorker(self.cfg["jobs"], self.mqtt_cfg, self.detectors)
+            self._worker_task = asyncio.create_task(self.worker.run(), name="snapshot-jobs")
+        elif not self.pipelines:
             log.warning("no camera is running (all disabled or failing to set up): nothing will be published")
         await self._start_publishers()
 
@@ -190,6 +197,8 @@ class Service:
             log.info("web page and API on http://%s:%d/", http["host"], http["port"])
 
     async def stop(self) -> None:
+        if self.worker is not None:  # leaves the pool and finishes the jobs it was given (bounded)
+            await self.worker.stop(self._worker_task)
         # Publishers first: they announce offline while nothing new is produced.
         for publisher in reversed(self.publishers):
             try:

@@ -58,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "topic_prefix": "faceanon",
     "mqtt_discovery": True,
     "rtsp": True,
+    "snapshot_jobs": False,
     "log_level": "info",
 }
 DEFAULT_CAMERAS = [{"name": "demo", "url": DEMO_URL, "fps": 5.0, "style": "fill"}]
@@ -88,6 +89,7 @@ OPTIONS = vol.Schema({
     vol.Required("cameras"): vol.All([CAMERA_OPTIONS], vol.Length(min=1, msg="needs at least one camera")),
     vol.Optional("model", default=DEFAULTS["model"]): vol.All(str, vol.Length(min=1)),
     vol.Optional("threads", default=DEFAULTS["threads"]): _int(0, 16),
+    vol.Optional("detector_url"): vol.All(str, vol.Match(r"^grpcs?://\S+$", msg="expected grpc://host:8001")),
     vol.Optional("snapshot_interval", default=DEFAULTS["snapshot_interval"]): _int(1, 3600),
     vol.Optional("mask_shape", default=DEFAULTS["mask_shape"]): vol.In(["ellipse", "box"]),
     vol.Optional("mask_margin", default=DEFAULTS["mask_margin"]): _float(0, 1),
@@ -95,6 +97,7 @@ OPTIONS = vol.Schema({
     vol.Optional("topic_prefix", default=DEFAULTS["topic_prefix"]): vol.Match(r"^[A-Za-z0-9_-]{1,64}$"),
     vol.Optional("mqtt_discovery", default=DEFAULTS["mqtt_discovery"]): bool,
     vol.Optional("rtsp", default=DEFAULTS["rtsp"]): bool,
+    vol.Optional("snapshot_jobs", default=DEFAULTS["snapshot_jobs"]): bool,
     vol.Optional("http_token"): str,
     vol.Optional("log_level", default=DEFAULTS["log_level"]): vol.In(list(LOG_LEVELS)),
 })
@@ -269,10 +272,20 @@ def build_config(options: dict[str, Any], service: dict[str, Any], token: str, h
         },
         "http": {"host": "0.0.0.0", "port": http_port, "token": token, "ingress_only": True},
         "rtsp": {"enabled": options["rtsp"], "host": "0.0.0.0", "port": RTSP_PORT},
-        "detector": {"model": options["model"], "threads": options["threads"] or None},
+        "detector": detector_section(options),
+        # Frigate's snapshots anonymized by a pool of faceanon instances sharing the work (faceanon.source.jobs)
+        "jobs": {"enabled": options["snapshot_jobs"]},
         "log_level": LOG_LEVELS[options["log_level"]],
         "cameras": cameras,
     }
+
+
+def detector_section(options: dict[str, Any]) -> dict[str, Any]:
+    """The detector: in process, or on a KServe v2 server (Triton, OpenVINO Model Server) at `detector_url`."""
+    section: dict[str, Any] = {"model": options["model"], "threads": options["threads"] or None}
+    if options.get("detector_url"):
+        section.update(provider="kserve", url=options["detector_url"])
+    return section
 
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -148,3 +148,16 @@ def test_announce_posts_discovery_and_only_warns_on_failure(caplog: pytest.LogCa
         assert len(fake.discovery) == 1
     finally:
         fake.stop()
+
+
+def test_a_remote_detector_and_snapshot_jobs_reach_the_service(tmp_path: Path) -> None:
+    options = supervisor.read_options(write(tmp_path, {**OPTIONS, "detector_url": "grpc://triton.lan:8001",
+                                                       "snapshot_jobs": True}))
+    cfg = supervisor.validate_config(supervisor.build_config(options, SERVICE, "tok", 8099))
+    assert cfg["detector"]["provider"] == "grpc://triton.lan:8001"
+    assert cfg["jobs"]["enabled"] is True and cfg["jobs"]["frigate_prefix"] == "frigate"
+    plain = supervisor.validate_config(supervisor.build_config(supervisor.read_options(write(tmp_path, OPTIONS)),
+                                                               SERVICE, "tok", 8099))
+    assert plain["detector"]["provider"] == "cpu" and plain["jobs"]["enabled"] is False
+    with pytest.raises(supervisor.AddonError, match="detector_url"):
+        supervisor.read_options(write(tmp_path, {**OPTIONS, "detector_url": "http://triton:8000"}))

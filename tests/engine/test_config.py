@@ -75,7 +75,7 @@ def test_section_errors_name_the_key() -> None:
                  "detector.threshold: value must be at most 1.0", "log_level: value must be one of",
                  "extra: unknown key"):
         assert part in msg
-    assert error_of({}) == "cameras: required key is missing"
+    assert error_of({}) == "cameras: at least one camera is needed (or jobs.enabled: a snapshot worker)"
     assert error_of(["not", "a", "mapping"]).startswith("config: expected a mapping")
 
 
@@ -149,3 +149,30 @@ def test_config_files_that_do_not_say_one_thing(tmp_path: Path, text: bytes, mes
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert str(err.value) == f"{path}: {message}"
+
+
+def test_a_remote_detector_is_a_kserve_provider_with_a_grpc_url() -> None:
+    cfg = validate({"detector": {"provider": "kserve", "url": "grpc://triton:8001", "model": "yunet"},
+                    "cameras": [cam()]})
+    assert cfg["detector"]["provider"] == "grpc://triton:8001"  # what the loaders take
+    assert validate({"detector": {"provider": "grpcs://gpu.lan"}, "cameras": [cam()]})["detector"]["provider"] \
+        == "grpcs://gpu.lan"
+
+
+@pytest.mark.parametrize(("detector", "message"), [
+    ({"provider": "kserve"}, "detector.url: provider kserve needs url: grpc://<server>:8001"),
+    ({"provider": "cpu", "url": "grpc://triton:8001"}, "detector.url: url is only read with provider: kserve"),
+    ({"provider": "kserve", "url": "http://triton:8000"}, "detector.url: detector url 'http://triton:8000': use "
+                                                          "grpc://host:port"),
+    ({"provider": "kserve", "url": "grpc://triton:99999"}, "detector.url: detector url"),
+])
+def test_remote_detector_mistakes_are_named(detector: dict, message: str) -> None:
+    assert message in error_of({"detector": detector, "cameras": [cam()]})
+
+
+def test_a_snapshot_worker_needs_no_camera_but_a_broker() -> None:
+    cfg = validate({"mqtt": {"host": "broker"}, "jobs": {"enabled": True}})
+    assert cfg["cameras"] == [] and cfg["jobs"]["group"] == "faceanon" and cfg["jobs"]["frigate_prefix"] == "frigate"
+    assert "jobs: snapshot jobs need an MQTT 5 broker" in error_of({"jobs": {"enabled": True}})
+    assert "jobs.group: expected 1-64 of" in error_of({"mqtt": {}, "jobs": {"group": "a/b"}, "cameras": [cam()]})
+    assert "cameras: at least one camera is needed" in error_of({"mqtt": {"host": "broker"}})

@@ -46,6 +46,9 @@ def add_bench_options(p: argparse.ArgumentParser) -> None:
                    help=f"model of the pipeline run (default {defaults.VIDEO_MODEL}, as `faceanon video`)")
     p.add_argument("--provider", default="cpu", metavar="P", help="onnxruntime execution provider (default cpu)")
     p.add_argument("--threads", type=int, metavar="N", help="detector threads (default: cores, at most 4)")
+    p.add_argument("--remote", metavar="grpc://HOST:PORT",
+                   help="also time each model on this KServe v2 server (Triton, OpenVINO Model Server), "
+                        "interleaved with the local runs, and print the round trip's overhead")
     p.add_argument("--json", metavar="OUT.json", help="also write the figures as JSON")
 
 
@@ -198,7 +201,7 @@ def measure_lookers(lookers: dict[str, object], frames: dict[tuple[int, int], np
             for name in lookers}
 
 
-def model_lookers(names: list[str], provider: str, threads: int | None, out: dict) -> dict:
+def model_lookers(names: list[str], provider: str, threads: int | None, out: dict, suffix: str = "") -> dict:
     """Each model's own inference at the frame's native size; a model that cannot load goes into `out` as an error."""
     from faceanon.detect import ModelError, load_detector
 
@@ -208,10 +211,24 @@ def model_lookers(names: list[str], provider: str, threads: int | None, out: dic
             det = load_detector(name, None, provider, threads)
         except ModelError as err:
             say(str(err))
-            out[name] = {"error": str(err)}
+            out[name + suffix] = {"error": str(err)}
             continue
-        lookers[name] = (lambda d: lambda frame: d.infer(frame, d.manifest.threshold))(det)
+        lookers[name + suffix] = (lambda d: lambda frame: d.infer(frame, d.manifest.threshold))(det)
     return lookers
+
+
+REMOTE_SUFFIX = "@remote"
+
+
+def print_remote_overhead(models: dict, labels: list[str], url: str) -> None:
+    """Remote minus local median ms per size, and their ratio: what the network and the server add."""
+    print(f"\nremote detector {url}: round trip over local inference (same rounds), ms added and ratio")
+    for name, remote in models.items():
+        local = models.get(name.removesuffix(REMOTE_SUFFIX))
+        if not name.endswith(REMOTE_SUFFIX) or "error" in remote or not local or "error" in local:
+            continue
+        cells = "".join(f"{remote[s] - local[s]:+9.1f} {remote[s] / max(local[s], 1e-6):4.2f}x" for s in labels)
+        print(f"{name.removesuffix(REMOTE_SUFFIX):<16}{cells}")
 
 
 def plan_lookers(names: list[str], provider: str, threads: int | None, out: dict) -> dict:
@@ -273,8 +290,11 @@ def run_bench(args: argparse.Namespace) -> int:
                                 args.seconds * 0.5)
     still = {size: cv2.resize(frames[len(frames) // 2], size, interpolation=cv2.INTER_AREA) for size in sizes}
     models: dict = {}
-    models.update(measure_lookers(model_lookers(names, args.provider, args.threads, models), still,
-                                  args.seconds * 0.2))
+    lookers = model_lookers(names, args.provider, args.threads, models)
+    if args.remote:  # the same models on the server, timed in the same rounds as the local ones
+        remote = model_lookers(names, args.remote, None, models, suffix=REMOTE_SUFFIX)
+        lookers = {**lookers, **remote}
+    models.update(measure_lookers(lookers, still, args.seconds * 0.2))
     plans: dict = {}
     plans.update(measure_lookers(plan_lookers(plan_names, args.provider, args.threads, plans), still,
                                  args.seconds * 0.3))
@@ -289,6 +309,8 @@ def run_bench(args: argparse.Namespace) -> int:
               f"{r['baseline_fps']:9.1f}{100 * r['ratio']:10.0f}%")
     labels = [f"{w}x{h}" for w, h in sizes]
     print_table("detector inference alone at native size, median ms (models interleaved)", "model", models, labels)
+    if args.remote:
+        print_remote_overhead(models, labels, args.remote)
     print_table("each named plan's whole scan (every pass and the merge), median ms per frame (plans interleaved)",
                 "plan", plans, labels, {n: resolve_plan(n).describe() for n in plans})
     if args.json:

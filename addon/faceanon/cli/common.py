@@ -47,7 +47,8 @@ def add_detector_options(p: argparse.ArgumentParser, plan: str | None, model: st
     g.add_argument("--tile", type=int, metavar="N",
                    help="also scan native-resolution tiles of about N px (faces of 10-24 px in big frames)")
     g.add_argument("--provider", default="cpu", metavar="P",
-                   help="onnxruntime execution provider: cpu, cuda, openvino, ... (default cpu)")
+                   help="onnxruntime execution provider: cpu, cuda, openvino, ..., or grpc://host:8001 for a "
+                        "KServe v2 server (Triton, OpenVINO Model Server) serving the model (default cpu)")
     g.add_argument("--threads", type=int, metavar="N", help="detector threads (default: cores, at most 4)")
 
 

@@ -7,6 +7,7 @@ from faceanon.detect.canary import check_canary
 from faceanon.detect.centerface import CenterFace
 from faceanon.detect.fasterrcnn import FasterRCNN
 from faceanon.detect.manifest import DEFAULT_MODEL, Manifest, ModelError, bundled_manifests, resolve
+from faceanon.detect.remote import RemoteSession, is_remote
 from faceanon.detect.retinaface import RetinaFace
 from faceanon.detect.runtime import create_session
 from faceanon.detect.scrfd import SCRFD
@@ -35,13 +36,17 @@ def load_detector(model: str | None = None, family: str | None = None, provider:
 
 def open_detector(model: str | None = None, family: str | None = None, provider: str = "cpu",
                   threads: int | None = None) -> FaceDetector:
-    """The decoder on an onnxruntime session, without the canary: for tests of a decoder on synthetic graphs."""
+    """The decoder on an onnxruntime session (or, for a provider `grpc://host:port`, on the same model served by a
+    KServe v2 server under its name), without the canary: for tests of a decoder on synthetic graphs."""
     manifest = resolve(model, family)
     cls = FAMILIES.get(manifest.family)
     if cls is None:
         raise ModelError(f"model {manifest.name}: unknown family {manifest.family!r} "
                          f"(known: {', '.join(sorted(FAMILIES))})")
-    session = create_session(manifest.verify(), manifest.name, provider, threads)
+    if is_remote(provider):
+        session = RemoteSession(provider, manifest.name)
+    else:
+        session = create_session(manifest.verify(), manifest.name, provider, threads)
     try:
         return cls(session, manifest)
     except ModelMismatch as err:

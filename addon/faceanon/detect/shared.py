@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from faceanon.detect import FaceDetector, Faces, load_detector
+from faceanon.detect.remote import is_remote
 from faceanon.detect.runtime import default_threads
 
 
@@ -82,12 +83,14 @@ class SharedDetector(FaceDetector):
 class Detectors:
     """Loads each model once, off the event loop, and hands the same SharedDetector to every camera. With
     `cameras` > 1 (and no `threads` in the config) each inference gets one thread and the cores run them side by
-    side."""
+    side. A remote detector (a KServe v2 server) takes one request per camera at a time."""
 
     def __init__(self, detector_cfg: dict, cameras: int = 1) -> None:
         self.cfg = detector_cfg
         cores = default_threads()
-        if detector_cfg.get("threads") or cameras < 2 or cores < 2:
+        if is_remote(detector_cfg.get("provider")):  # the server schedules (and batches): every camera may ask
+            self.threads, self.slots = None, max(1, cameras)
+        elif detector_cfg.get("threads") or cameras < 2 or cores < 2:
             self.threads, self.slots = detector_cfg.get("threads"), 1
         else:
             self.threads, self.slots = 1, cores

@@ -15,7 +15,6 @@ import logging
 import os
 import re
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Iterable
@@ -26,6 +25,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from faceanon.publish import CameraFeed, json_default, snapshot_interval
+from faceanon.source.broker import BrokerConfigError, apply_credentials
 
 log = logging.getLogger(__name__)
 
@@ -151,17 +151,10 @@ class MqttPublisher:
 
     def _build_client(self, cfg: dict[str, Any], tls: bool) -> paho.Client:
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id)
-        if cfg.get("username"):
-            client.username_pw_set(str(cfg["username"]), None if cfg.get("password") is None else str(cfg["password"]))
-        if tls:
-            insecure = bool(cfg.get("tls_insecure"))
-            try:
-                client.tls_set(ca_certs=cfg.get("tls_ca") or None, certfile=cfg.get("tls_cert") or None,
-                               keyfile=cfg.get("tls_key") or None,
-                               cert_reqs=ssl.CERT_NONE if insecure else ssl.CERT_REQUIRED)
-            except (OSError, ssl.SSLError, ValueError) as err:
-                raise MqttConfigError(f"mqtt tls: cannot load the certificates ({err})") from err
-            client.tls_insecure_set(insecure)
+        try:
+            apply_credentials(client, cfg)
+        except BrokerConfigError as err:
+            raise MqttConfigError(str(err)) from err
         client.will_set(self.available_topic, "offline", qos=1, retain=True)
         client.reconnect_delay_set(1, 10)
         client.max_queued_messages_set(QUEUE_LIMIT)

@@ -5,11 +5,10 @@
 
 from __future__ import annotations
 
-import ssl
-
 import paho.mqtt.client as mqtt
 
 from faceanon.source.base import Source, SourceError
+from faceanon.source.broker import BrokerConfigError, apply_credentials, broker_address
 from faceanon.source.http import decode_jpeg
 
 KEEPALIVE_S = 30
@@ -33,12 +32,10 @@ class FrigateSource(Source):
         cfg = self.mqtt_cfg
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"faceanon-src-{self.name}",
                              clean_session=True)
-        if cfg.get("username"):
-            client.username_pw_set(cfg["username"], cfg.get("password"))
-        if cfg.get("tls"):
-            client.tls_set(ca_certs=cfg.get("tls_ca"), cert_reqs=ssl.CERT_NONE if cfg.get("tls_insecure")
-                           else ssl.CERT_REQUIRED)
-            client.tls_insecure_set(bool(cfg.get("tls_insecure")))
+        try:
+            apply_credentials(client, cfg)
+        except BrokerConfigError as err:
+            raise SourceError(str(err)) from err
         refused: list[str] = []
 
         def on_connect(c: mqtt.Client, _userdata, _flags, reason, _props) -> None:
@@ -54,7 +51,7 @@ class FrigateSource(Source):
         client.on_connect = on_connect
         client.on_message = on_message
         self._client = client
-        host, port = cfg.get("host", "127.0.0.1"), int(cfg.get("port", 1883))
+        host, port = broker_address(cfg)
         try:
             client.connect(host, port, KEEPALIVE_S)
             while not self.stopping.is_set():
