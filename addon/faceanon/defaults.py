@@ -31,6 +31,9 @@ SMALL_FACE = _MASK.small_face
 # Largest image a source may hand over (declared size, checked before decoding): 8K is 33 MP; decoding 40 MP
 # takes 120 MB, so a hostile JPEG cannot exhaust a 4 GB box.
 MAX_IMAGE_PIXELS = 40_000_000
+# A camera whose whole-frame look cannot resolve still faces this small (px) is warned about (log, /api/health):
+# the live 640 px look on a 1080p camera sees faces from 30 px, on 4K from 60 px.
+SMALL_FACE_WARN_PX = 24
 FACE_COUNT_HOLD_S = 3.0  # a new face count is published once it held this long (measured: the sample clip's count
 # flaps 2 <-> 3 about 1,600 times an hour raw, 86 with 3 s, 686 with 2 s; docs/architecture.md)
 HOLD_SECONDS = 1.0  # video: a mask outlives its last detection by this long

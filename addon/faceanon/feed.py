@@ -104,6 +104,9 @@ class CameraFeed:
         self.source: Source | None = None
         self.snapshot_interval: float | None = None  # the camera's, for the MQTT snapshots (None: the default)
         self.rtsp_port: int | None = None  # the built-in RTSP restream's port (rtsp://<host>:<port>/<name>)
+        # The smallest still face the whole-frame look resolves at this camera's size (None before a frame);
+        # smaller faces are found only while they move (the region looks) or by round-robin tiles.
+        self.min_face_px: int | None = None
         self.online_after_s = 5.0
         self.last_frame_at: float | None = None  # monotonic arrival of the newest source frame
         self.detect_ms: deque[float] = deque(maxlen=200)
@@ -184,6 +187,7 @@ class CameraFeed:
             "height": self.height,
             "last_frame_age_s": age,
             "rtsp_port": self.rtsp_port,
+            "min_face_px": self.min_face_px,
         }
 
 

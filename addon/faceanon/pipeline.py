@@ -19,8 +19,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from faceanon import defaults
 from faceanon.anonymizer import Masks, StreamAnonymizer
 from faceanon.detect.plan import DetectPlan, Pass
-from faceanon.detect.plans import capped
-from faceanon.detect.shared import Detectors
+from faceanon.detect.plans import sized
+from faceanon.detect.shared import Detectors, WaitClock
 from faceanon.detect.stream import StreamPlan
 from faceanon.feed import Anonymized, CameraFeed, anonymize, privacy_hold_frame
 from faceanon.mask import MaskStyle, parse_color
@@ -35,6 +35,9 @@ log = logging.getLogger("faceanon.pipeline")
 
 SAFE_SIZE = (640, 360)  # the black frame's size before any frame size is known
 LOAD_RETRY_S = (5.0, 60.0)  # model load retries: first delay, cap
+# However long other cameras' turns on a shared model take, a frame is given up (privacy hold) after this much wall
+# time (the larger of the two): its output would be too stale to show, the box is overloaded.
+WAIT_CAP_S, WAIT_CAP_DEADLINES = 10.0, 4.0
 
 
 def stream_plan(cam: dict, detector_cfg: dict) -> StreamPlan:
@@ -43,7 +46,8 @@ def stream_plan(cam: dict, detector_cfg: dict) -> StreamPlan:
     model = cam.get("model") or detector_cfg.get("model") or preset.model
     stream = preset.stream(model=model, plan=cam.get("plan"), full_every=cam.get("detect_every"),
                            regions=cam.get("regions"))
-    whole = capped(stream.full, cam.get("detect_size") or 0)
+    size = cam.get("detect_size")
+    whole = stream.full if size is None else sized(stream.full, size)
     if cam.get("tile"):  # native tiles, one per frame round robin; the regions and the hold cover the rest
         whole = DetectPlan((*whole.passes, Pass(1.0, tile=cam["tile"])), whole.model, whole.name, tiles_per_call=1)
     return StreamPlan(whole, stream.full_every, stream.regions, stream.motion_width, stream.region_budget)
@@ -76,6 +80,7 @@ class CameraPipeline:
         # One thread per camera for detection: a stalled detector holds only this camera's thread, and the
         # camera's hold and motion model are only ever touched from it.
         self._detect_thread = ThreadPoolExecutor(1, thread_name_prefix=f"detect-{self.name}")
+        self._clock = WaitClock()  # the deadline counts this camera's own work, not its waits for other cameras
         self._stalled: Future | None = None  # a detection still running past its deadline
         self._last_good: Anonymized | None = None
         self._safe: Anonymized | None = None  # cached privacy-hold frame for the current failure
@@ -141,7 +146,9 @@ class CameraPipeline:
     async def _process(self, frame: Frame) -> None:
         feed = self.feed
         feed.last_frame_at = frame.captured
-        feed.height, feed.width = frame.image.shape[:2]
+        if frame.image.shape[:2] != (feed.height, feed.width):
+            feed.height, feed.width = frame.image.shape[:2]
+            self._size_changed()
         if self.anonymizer is None:
             if self._load_error is None:  # still starting: publish nothing
                 feed.dropped_base += 1
@@ -175,9 +182,10 @@ class CameraPipeline:
         """The boxes to mask in this frame (detections and held faces); None when it failed closed."""
         assert self.anonymizer is not None
         loop = asyncio.get_running_loop()
-        future = self._detect_thread.submit(self._masks, self.anonymizer, frame)
+        started = self._clock.start()
+        future = self._detect_thread.submit(self._masks, self.anonymizer, frame, self._clock)
         try:
-            masks, ms = await asyncio.wait_for(asyncio.wrap_future(future, loop=loop), self.deadline)
+            masks, ms = await self._within_deadline(asyncio.wrap_future(future, loop=loop), started)
         except TimeoutError:
             self._stalled = future
             if not self.feed.privacy_degraded:
@@ -195,11 +203,36 @@ class CameraPipeline:
         self.feed.masks_held = masks.held
         return masks
 
+    async def _within_deadline(self, waiting: asyncio.Future, started: float) -> tuple[Masks, float]:
+        """The detection's answer; TimeoutError once its own work (its waits for other cameras' turns on a shared
+        model excluded) passed the deadline, or its wall time passed the wait cap."""
+        cap = max(WAIT_CAP_S, self.deadline * WAIT_CAP_DEADLINES)
+        while True:
+            own = self._clock.own_seconds(started)
+            wall = time.perf_counter() - started
+            if own >= self.deadline or wall >= cap:
+                raise TimeoutError
+            done, _ = await asyncio.wait({waiting}, timeout=min(self.deadline - own, cap - wall))
+            if done:
+                return waiting.result()
+
     @staticmethod
-    def _masks(anonymizer: StreamAnonymizer, frame: Frame) -> tuple[Masks, float]:
+    def _masks(anonymizer: StreamAnonymizer, frame: Frame, clock: WaitClock | None = None) -> tuple[Masks, float]:
+        WaitClock.use(clock)
         start = time.perf_counter()
         masks = anonymizer.masks(frame.image, frame.captured)
         return masks, (time.perf_counter() - start) * 1000
+
+    def _size_changed(self) -> None:
+        """Say (once per frame size) when the whole-frame look cannot see small still faces at this size."""
+        feed = self.feed
+        smallest = self.plan.full.smallest_face(feed.width, feed.height)
+        feed.min_face_px = round(smallest) if smallest != float("inf") else None
+        if feed.min_face_px is None or feed.min_face_px > defaults.SMALL_FACE_WARN_PX:
+            long_side = max(feed.width, feed.height)
+            log.warning("%s: at %dx%d the whole-frame look resolves still faces from %s px only (smaller ones are "
+                        "found only while they move); detect_size: %d (or 0, native) or tile: 640 sees them",
+                        self.name, feed.width, feed.height, feed.min_face_px or "no", long_side)
 
     def _source_quiet(self) -> None:
         """No frame for `online_after_s` (camera down or stalled): publish the privacy-hold frame once, so the

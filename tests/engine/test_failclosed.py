@@ -3,13 +3,17 @@ output frame is either masked or the privacy-hold frame, never the raw frame; th
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from faceanon import feed as feed_module
-from faceanon.detect.shared import Detectors
+from faceanon.detect import Faces, load_detector
+from faceanon.detect.shared import Detectors, SharedDetector
 from faceanon.source import Frame
 from test_pipeline import (
     RecordingPipeline,
@@ -156,3 +160,33 @@ async def test_a_failing_masker_fails_closed(monkeypatch: pytest.MonkeyPatch) ->
 def test_only_anonymized_frames_can_be_published() -> None:
     with pytest.raises(TypeError):
         feed_module.Anonymized(object(), np.zeros((2, 2, 3), np.uint8), b"", False)
+
+
+async def test_a_slow_camera_on_the_shared_model_does_not_push_another_into_privacy_hold() -> None:
+    """Camera `slow` holds the model it shares with camera `fast` for 2.5 s a frame (a huge frame, say); `fast`, with
+    the default 2 s deadline, waits up to that long for its turn, but its deadline counts only its own work, so it
+    never goes into privacy hold and every frame of it is masked (before, the wait counted and it went degraded)."""
+    real = load_detector()
+
+    class SlowForOneCamera(type(real)):
+        def infer(self, image: np.ndarray, floor: float) -> Faces:
+            if threading.current_thread().name.startswith("detect-slow") and image.shape[1] == 480:
+                time.sleep(2.5)  # once per frame: the native pass
+            return super().infer(image, floor)
+
+    shared = SharedDetector(SlowForOneCamera(real.session, real.manifest))
+
+    class OneModel(Detectors):
+        def _load(self, key: tuple) -> SharedDetector:
+            return shared
+
+    detectors = OneModel({"model": "centerface"}, cameras=2)
+    slow = Timeline({**camera(**STRICT, deadline_ms=20000), "name": "slow"}, detectors)
+    fast = Timeline({**camera(**STRICT), "name": "fast"}, detectors)
+    enough = lambda: len(fast.pairs) >= 5 and len(slow.pairs) >= 3  # noqa: E731
+    await asyncio.gather(run_for(slow, 60, until=enough), run_for(fast, 60, until=enough))
+    assert len(slow.pairs) >= 3 and len(fast.pairs) >= 5
+    assert shared.waited_s > 4.0  # fast really waited for slow's turns, past its 2 s deadline
+    kinds = assert_all_safe(fast.pairs, fast.style)
+    assert kinds == {"hold": 0, "masked": len(fast.pairs)} and True not in fast.degraded
+    assert assert_all_safe(slow.pairs, slow.style)["hold"] == 0

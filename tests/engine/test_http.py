@@ -52,7 +52,8 @@ async def test_routes(anonymized_frames):
     async with serving([lobby, door]) as (_server, url), session() as http:
         async with http.get(f"{url}/api/health") as r:
             assert r.status == 200
-            assert await r.json() == {"status": "starting", "version": VERSION, "cameras": 2, "degraded": []}
+            assert await r.json() == {"status": "starting", "version": VERSION, "cameras": 2, "degraded": [],
+                                      "warnings": []}
             assert r.headers["X-Content-Type-Options"] == "nosniff"
             assert r.headers["Cache-Control"] == "no-store"
 
@@ -91,7 +92,8 @@ async def test_routes(anonymized_frames):
             assert (await r.json())["status"] == "ok"
         door.privacy_degraded = True
         async with http.get(f"{url}/api/health") as r:
-            assert await r.json() == {"status": "degraded", "version": VERSION, "cameras": 2, "degraded": ["back_door"]}
+            assert await r.json() == {"status": "degraded", "version": VERSION, "cameras": 2, "degraded": ["back_door"],
+                                      "warnings": []}
 
         async with http.get(f"{url}/") as r:
             assert r.status == 200 and r.content_type == "text/html"
@@ -352,3 +354,18 @@ async def test_hostile_requests_get_4xx_and_leave_no_secret_in_the_log(anonymize
             assert r.status == 200  # still serving
     logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
     assert token not in logged and "Traceback" not in logged
+
+
+class BigCamera(FrameFeed):
+    def status(self) -> dict:
+        return {**super().status(), "width": 3840, "height": 2160, "min_face_px": 60}
+
+
+async def test_health_says_what_a_camera_cannot_see(anonymized_frames):
+    big, small = BigCamera("yard"), FrameFeed("lobby")
+    big.push(anonymized_frames[0])
+    small.push(anonymized_frames[0])
+    async with serving([big, small]) as (_server, url), session() as http, http.get(f"{url}/api/health") as r:
+        body = await r.json()
+    assert body["status"] == "ok"
+    assert body["warnings"] == ["yard: still faces under 60 px are found only while they move"]

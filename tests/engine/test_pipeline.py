@@ -4,6 +4,7 @@ covers the detector's misses, nothing is published before the detector is ready,
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.timeout(90)
 
 STATUS_KEYS = {"name", "online", "privacy_degraded", "faces", "fps", "detect_ms_p50", "detect_ms_p95",
                "dropped_frames", "fail_closed_frames", "masks_held", "model", "provider", "width", "height",
-               "last_frame_age_s", "rtsp_port"}
+               "last_frame_age_s", "rtsp_port", "min_face_px"}
 _VERIFIER: Scanner | None = None
 
 
@@ -307,3 +308,25 @@ def test_the_camera_snapshot_interval_reaches_the_mqtt_publisher() -> None:
     for seconds in (2.0, 30.0):
         pipeline = CameraPipeline(camera(snapshot_interval=seconds), Detectors({"model": "centerface"}))
         assert snapshot_interval(pipeline.feed) == seconds
+
+
+@pytest.mark.parametrize(("detect_size", "smallest", "warned"), [(None, 30, True), (1920, 10, False), (0, 10, False)])
+async def test_a_big_camera_says_which_still_faces_its_look_cannot_see(tmp_path, caplog, detect_size, smallest,
+                                                                       warned) -> None:
+    """The live 640 px whole-frame look on a 1080p camera resolves still faces from 30 px: status, log and health
+    say so; `detect_size` raises the look (0: native) and the warning goes."""
+    big = tmp_path / "big.mp4"
+    writer = cv2.VideoWriter(str(big), cv2.VideoWriter_fourcc(*"mp4v"), 5, (1920, 1080))
+    for frame in clip_frames()[:5]:
+        writer.write(cv2.resize(frame, (1920, 1080)))
+    writer.release()
+    caplog.set_level(logging.WARNING, "faceanon.pipeline")
+    p = RecordingPipeline(validate({"cameras": [{"name": "yard", "url": str(big), "detect_size": detect_size}]})
+                          ["cameras"][0], Detectors({"model": "centerface-int8"}))
+    await run_for(p, 30, until=lambda: p.feed.min_face_px is not None)  # set from the first frame's size
+    assert p.feed.status()["min_face_px"] == smallest and (p.feed.width, p.feed.height) == (1920, 1080)
+    lines = [r.getMessage() for r in caplog.records if "whole-frame look resolves" in r.getMessage()]
+    assert bool(lines) is warned
+    if warned:
+        assert lines == ["yard: at 1920x1080 the whole-frame look resolves still faces from 30 px only (smaller ones "
+                         "are found only while they move); detect_size: 1920 (or 0, native) or tile: 640 sees them"]

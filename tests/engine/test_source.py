@@ -4,6 +4,9 @@ snapshots (mosquitto), and files. Newest frame wins; lost streams come back; cor
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -152,11 +155,36 @@ class ClipServer:
     async def page(self, _request: web.Request) -> web.Response:
         return web.Response(text="<html>a login page</html>", content_type="text/html")
 
+    # A camera's own login: user `admin`, password `p@ss:w/rd` (needs percent-encoding in a URL).
+    USER, PASSWORD, REALM, NONCE = "admin", "p@ss:w/rd", "IP Camera", "dcd98b7102dd2f0e8b11d0f600bfb0c093"
+
+    async def basic(self, request: web.Request) -> web.Response:
+        wanted = "Basic " + base64.b64encode(f"{self.USER}:{self.PASSWORD}".encode()).decode()
+        if request.headers.get("Authorization") != wanted:
+            return web.Response(status=401, headers={"WWW-Authenticate": f'Basic realm="{self.REALM}"'})
+        return await self.snapshot(request)
+
+    async def digest(self, request: web.Request) -> web.Response:
+        """RFC 7616 Digest with MD5 and qop=auth, as most IP cameras speak it."""
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Digest "):
+            fields = dict(re.findall(r'(\w+)="?([^",]*)"?', header[7:]))
+            md5 = lambda text: hashlib.md5(text.encode()).hexdigest()  # noqa: E731 - the protocol's own hash
+            ha1 = md5(f"{self.USER}:{self.REALM}:{self.PASSWORD}")
+            ha2 = md5(f"{request.method}:{fields.get('uri')}")
+            expected = md5(f"{ha1}:{self.NONCE}:{fields.get('nc')}:{fields.get('cnonce')}:auth:{ha2}")
+            if fields.get("username") == self.USER and fields.get("response") == expected:
+                return await self.snapshot(request)
+        challenge = f'Digest realm="{self.REALM}", qop="auth", nonce="{self.NONCE}", algorithm=MD5'
+        return web.Response(status=401, headers={"WWW-Authenticate": challenge})
+
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/stream.mjpeg", self.mjpeg)
         app.router.add_get("/snapshot.jpg", self.snapshot)
         app.router.add_get("/page", self.page)
+        app.router.add_get("/basic/snapshot.jpg", self.basic)
+        app.router.add_get("/digest/snapshot.jpg", self.digest)
         self.runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
@@ -198,6 +226,27 @@ async def test_snapshot_source_polls_at_detect_fps(clip_server: ClipServer) -> N
     finally:
         await asyncio.to_thread(source.stop)
     assert clip_server.snapshots <= 10  # polled at detect_fps, not as fast as possible
+
+
+@pytest.mark.parametrize("scheme", ["basic", "digest"])
+async def test_a_camera_behind_basic_or_digest_auth_is_read_with_the_url_credentials(clip_server: ClipServer,
+                                                                                     scheme: str) -> None:
+    url = clip_server.url(f"/{scheme}/snapshot.jpg").replace("://", "://admin:p%40ss%3Aw%2Frd@")
+    source = HttpSource("gate", url, fps=4)
+    source.start()
+    try:
+        frames = await take(source, 2, timeout=8)
+        assert source.kind == "snapshot" and frames[0].image.shape == (270, 480, 3)
+    finally:
+        await asyncio.to_thread(source.stop)
+    wrong = HttpSource("gate", url.replace("p%40ss", "guess"), fps=4)
+    wrong.backoff_start = 0.2
+    wrong.start()
+    try:
+        await wait_for(lambda: wrong.reconnects >= 1, 5, "the refusal")
+    finally:
+        await asyncio.to_thread(wrong.stop)
+    assert "401" in wrong.last_error and "guess" not in wrong.last_error
 
 
 async def test_http_source_rejects_a_page_that_is_no_camera(clip_server: ClipServer) -> None:

@@ -25,6 +25,9 @@ from faceanon.detect.base import FaceDetector, Faces, box_iou, nms
 MIN_PASS_SIDE = 64  # px: a pass shrunk below this long side sees nothing a detector can use
 SAME_SCALE = 0.1  # passes whose scales differ by less than this share are the same pass
 MERGE_IOU = 0.3
+# The smallest face the bundled models resolve at their input: below about 10 px they find almost nothing (the
+# 10-24 px faces of faces-dev are where every model's misses are; models/README.md).
+RESOLVED_FACE_PX = 10.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,14 @@ class DetectPlan:
     # hull: overlapping boxes become the box around them all (never less mask than any pass asked for; scores of
     # different models need not compare); nms: the best-scoring box. hull leaked less at every image size tried.
     merge: str = "hull"
+
+    def smallest_face(self, width: int, height: int) -> float:
+        """The smallest face (frame px) a whole-frame look of this plan resolves on a frame of this size: the
+        models' RESOLVED_FACE_PX over the largest scale of the passes that see the whole frame at every look
+        (round-robin tiles see each part only every few looks; a moving face is also looked at by the regions)."""
+        every_look = [p for p in self.passes if not (p.tile and self.tiles_per_call)]
+        scale = max((p.scale_for(width, height) for p in every_look), default=0.0)
+        return RESOLVED_FACE_PX / scale if scale > 0 else float("inf")
 
     @property
     def models(self) -> list[str]:

@@ -75,6 +75,14 @@ def resolve_plan(spec: str | DetectPlan, model: str | None = None, merge: str | 
     return replace(plan, merge=merge) if merge else plan
 
 
+def sized(plan: DetectPlan, max_side: int) -> DetectPlan:
+    """The plan with every pass's long-side cap set to `max_side` px (0: no cap, the native size): a camera's
+    `detect_size`, which may raise the preset's cap as well as lower it."""
+    passes = tuple(Pass(p.scale, max_side, min(p.min_side, max_side) if max_side else p.min_side, p.model, p.flip,
+                        p.tile, p.threshold) for p in plan.passes)
+    return DetectPlan(passes, plan.model, plan.name, plan.tile_overlap, plan.tiles_per_call)
+
+
 def capped(plan: DetectPlan, max_side: int) -> DetectPlan:
     """The plan with every pass's long side capped at `max_side` px (0: unchanged)."""
     if max_side <= 0:

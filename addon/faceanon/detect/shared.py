@@ -54,6 +54,36 @@ class FairLock:
         self.release()
 
 
+class WaitClock:
+    """What one camera's detect thread spent waiting for other cameras' turns on a shared model. A camera's deadline
+    counts only its own work, so a slow or huge camera sharing the model cannot push the others into privacy hold
+    (it misses its own deadline instead)."""
+
+    _current = threading.local()  # the clock of the camera whose detect thread this is
+
+    def __init__(self) -> None:
+        self.waited = 0.0
+        self.waiting_since: float | None = None
+
+    def start(self) -> float:
+        self.waited, self.waiting_since = 0.0, None
+        return time.perf_counter()
+
+    def own_seconds(self, started: float) -> float:
+        """Seconds since `started` not spent waiting for another camera (a wait in progress included)."""
+        now = time.perf_counter()
+        since = self.waiting_since
+        return now - started - self.waited - (now - since if since is not None else 0.0)
+
+    @classmethod
+    def use(cls, clock: WaitClock | None) -> None:
+        cls._current.clock = clock
+
+    @classmethod
+    def current(cls) -> WaitClock | None:
+        return getattr(cls._current, "clock", None)
+
+
 class SharedDetector(FaceDetector):
     """A loaded detector behind a FairLock; behaves as the detector itself."""
 
@@ -71,10 +101,22 @@ class SharedDetector(FaceDetector):
         return None
 
     def infer(self, image: np.ndarray, floor: float) -> Faces:
+        clock = WaitClock.current()
         start = time.perf_counter()
-        with self.lock:
-            self.waited_s += time.perf_counter() - start
+        if clock is not None:
+            clock.waiting_since = start
+        try:
+            self.lock.acquire()
+        finally:
+            waited = time.perf_counter() - start
+            if clock is not None:
+                clock.waited += waited
+                clock.waiting_since = None
+        try:
+            self.waited_s += waited
             return self.detector.infer(image, floor)
+        finally:
+            self.lock.release()
 
     def network_size(self, width: int, height: int) -> tuple[int, int]:
         return self.detector.network_size(width, height)

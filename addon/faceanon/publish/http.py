@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 from aiohttp import web
 
+from faceanon import defaults
 from faceanon.publish import CameraFeed, json_default, valid_camera_name
 from faceanon.source.base import ScrubSecrets
 
@@ -186,8 +187,11 @@ class HttpServer:
             state = "starting"
         else:
             state = "ok"
+        # What the cameras' plans cannot see, in words: small still faces a whole-frame look does not resolve.
+        warnings = [f"{s['name']}: still faces under {s['min_face_px']} px are found only while they move"
+                    for s in statuses if (s.get("min_face_px") or 0) > defaults.SMALL_FACE_WARN_PX]
         return web.json_response({"status": state, "version": self.version, "cameras": len(self.feeds),
-                                  "degraded": degraded})
+                                  "degraded": degraded, "warnings": warnings})
 
     async def _cameras(self, _request: web.Request) -> web.Response:
         rtsp = None if self.rtsp_port is None else {"port": self.rtsp_port, "auth": self._token is not None}

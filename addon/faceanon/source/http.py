@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import urllib.request
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import cv2
 import numpy as np
@@ -55,11 +56,31 @@ def decode_jpeg(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray |
         return None
 
 
+def authenticated(url: str) -> tuple[urllib.request.OpenerDirector, str]:
+    """An opener that answers a camera's HTTP Basic or Digest challenge with the URL's `user:password@` (percent-
+    encoded characters allowed), and the URL without them (what is requested and what errors may name)."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return urllib.request.build_opener(), url
+    host = parts.hostname or ""
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+    bare = urlunsplit(parts._replace(netloc=netloc))
+    passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+    passwords.add_password(None, bare, unquote(parts.username), unquote(parts.password or ""))
+    return urllib.request.build_opener(urllib.request.HTTPDigestAuthHandler(passwords),
+                                       urllib.request.HTTPBasicAuthHandler(passwords)), bare
+
+
 class HttpSource(Source):
     kind = "http"
 
+    def _open(self):
+        """The camera's response; its Basic/Digest challenge is answered with the URL's credentials."""
+        opener, bare = authenticated(self.url)
+        return opener.open(bare, timeout=TIMEOUT_S)
+
     def _stream(self) -> None:
-        with urllib.request.urlopen(self.url, timeout=TIMEOUT_S) as resp:
+        with self._open() as resp:
             ctype = resp.headers.get("Content-Type", "")
             if ctype.lower().startswith("multipart/"):
                 self.kind = "mjpeg"
@@ -82,6 +103,6 @@ class HttpSource(Source):
         due = time.monotonic() + period
         while not self.stopping.wait(max(0.0, due - time.monotonic())):
             due += period
-            with urllib.request.urlopen(self.url, timeout=TIMEOUT_S) as resp:
+            with self._open() as resp:
                 self._offer(decode_jpeg(resp.read(MAX_PART)))
             due = max(due, time.monotonic())  # a slow camera sets the pace; no burst to catch up
