@@ -139,3 +139,18 @@ def test_a_plan_scans_every_model_it_names(walking_frame: np.ndarray, detector) 
     assert len(alone) >= 2 and len(both) >= len(alone)
     with pytest.raises(ValueError, match="needs model"):
         Scanner(detector, resolve_plan("1+yunet@1"))
+
+
+def test_a_held_face_carried_past_the_frame_edge_is_no_region_to_look_at() -> None:
+    """The motion model may carry a held face out of the frame (a long gap between frames): its region is empty and
+    is dropped, not divided by (a ZeroDivisionError here put a camera into privacy hold)."""
+    from faceanon import defaults
+    from faceanon.bench.stages import read_frames
+    from faceanon.detect.stream import StreamScanner
+
+    frame = read_frames(SAMPLE, 1)[0]
+    scanner = StreamScanner(load_detector("centerface-int8"), defaults.PRESETS["live"].stream())
+    scanner.look(frame)
+    tracked = np.array([[-300, -300, -200, -200], [600, 50, 700, 120], [100, 40, 140, 90]], np.float32)
+    look = scanner.look(frame, tracked)
+    assert all((r[2:] - r[:2] >= 1).all() for r in look.regions)

@@ -82,6 +82,8 @@ class StreamScanner:
             motion_share, everything = motion.share, motion.everything
             near = grown(tracked, w, h)
             regions = merge_boxes(np.concatenate([near, motion.boxes]), self.motion.max_regions)
+            # A held face the motion model carried past the frame's edge leaves an empty region: nothing to see.
+            regions = regions[np.all(regions[:, 2:] - regions[:, :2] >= 1, axis=1)]
             regions = self._within_budget(regions, near)
         whole = everything or self.closely is None or (self.frames - 1) % max(1, self.plan.full_every) == 0
         if whole:

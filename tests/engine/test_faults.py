@@ -1,0 +1,175 @@
+"""The fault-injection suite: cameras behind hostile MJPEG and snapshot servers on 127.0.0.1 (corrupt, truncated,
+oversized, decompression-bomb, slow, hanging, dropped and mislabelled responses), all at once on one shared model,
+next to a healthy camera, each camera detecting on every frame it takes. Every output frame of every camera is
+judged against the faces the engine finds in the frame the camera sent: it must be the privacy-hold frame or have
+each face masked by the team's rule. The run prints frames judged and leaked (0), and the healthy camera keeps its
+pace while the others misbehave."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+
+import cv2
+import numpy as np
+import pytest
+from aiohttp import web
+from conftest import free_port
+from faceanon.bench.stages import read_frames
+from faceanon.config import SAMPLE_CLIP
+from faceanon.detect.shared import Detectors
+from faceanon.leak import changed_pixels, ellipse_share
+from test_failclosed import STRICT, Timeline
+from test_pipeline import camera, correlation, decode, fine_detail, is_privacy_hold, run_for, verifier
+
+pytestmark = pytest.mark.timeout(240)
+RUN_S = 25.0
+
+
+def bomb_jpeg(width: int = 20000, height: int = 20000) -> bytes:
+    """A small JPEG whose header declares width x height (decoding it would take gigabytes)."""
+    ok, buf = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))
+    assert ok
+    data = bytearray(buf.tobytes())
+    i = 2
+    while data[i + 1] not in (0xC0, 0xC2):
+        i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
+    data[i + 5:i + 9] = struct.pack(">HH", height, width)
+    return bytes(data) + b"\x00" * 80_000
+
+
+class FaultServer:
+    """MJPEG streams and snapshot URLs of the real sample clip, each path with its own fault."""
+
+    def __init__(self) -> None:
+        self.jpegs = [cv2.imencode(".jpg", f)[1].tobytes() for f in read_frames(SAMPLE_CLIP)]
+        self.port = free_port()
+        self.runner: web.AppRunner | None = None
+        self.served = 0
+
+    def frame(self, i: int) -> bytes:
+        self.served += 1
+        return self.jpegs[i % len(self.jpegs)]
+
+    async def mjpeg(self, request: web.Request) -> web.StreamResponse:
+        fault = request.match_info["fault"]
+        boundary = "frame"
+        resp = web.StreamResponse(headers={"Content-Type": f"multipart/x-mixed-replace; boundary={boundary}"})
+        await resp.prepare(request)
+        for i in range(int(RUN_S * 10)):  # bounded by the run
+            data = self.frame(i)
+            if fault == "corrupt" and i % 3 == 1:
+                data = b"\xff\xd8\x00garbage" * 300
+            elif fault == "truncated" and i % 3 == 1:
+                data = data[: len(data) // 2]  # the lower half never comes
+            elif fault == "bomb" and i % 3 == 1:
+                data = bomb_jpeg()
+            elif fault == "oversized" and i == 5:
+                await resp.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: 99999999\r\n\r\n")
+                return resp  # the source refuses the part and reconnects
+            elif fault == "hang" and i == 4:
+                await asyncio.sleep(RUN_S)  # headers sent, then nothing: the read times out
+            elif fault == "drop" and i == 6:
+                await resp.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: 5000\r\n\r\n" + data[:100])
+                return resp  # the server goes away mid-part
+            head = f"--{boundary}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+            if fault == "slow":  # one frame in 20 pieces over a second
+                for k in range(0, len(head + data), max(1, len(head + data) // 20)):
+                    await resp.write((head + data)[k:k + max(1, len(head + data) // 20)])
+                    await asyncio.sleep(0.05)
+                await resp.write(b"\r\n")
+            else:
+                await resp.write(head + data + b"\r\n")
+            await asyncio.sleep(0.1)
+        return resp
+
+    async def snapshot(self, request: web.Request) -> web.Response:
+        fault = request.match_info["fault"]
+        n = self.served
+        if fault == "error" and n % 2:
+            return web.Response(status=500, text="camera busy")
+        if fault == "bomb" and n % 2:
+            self.served += 1
+            return web.Response(body=bomb_jpeg(), content_type="image/jpeg")
+        if fault == "html" and n % 2:
+            self.served += 1
+            return web.Response(text="<html>login</html>", content_type="text/html")
+        if fault == "slow":
+            await asyncio.sleep(1.5)
+        return web.Response(body=self.frame(n), content_type="image/jpeg")
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/mjpeg/{fault}", self.mjpeg)
+        app.router.add_get("/snap/{fault}", self.snapshot)
+        self.runner = web.AppRunner(app, shutdown_timeout=0.5)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+def judge(pairs: list[tuple[np.ndarray, bytes]]) -> tuple[int, int, int]:
+    """(frames judged, privacy-hold frames, faces leaked): a face the engine finds in the frame the camera sent
+    (score >= 0.43: the two walkers, not the vest) leaks when its fine detail survives in the output and less
+    than 80 % of its ellipse changed (the team's rule)."""
+    scan = verifier()
+    held = leaked = 0
+    for raw, jpeg in pairs:
+        out = decode(jpeg)
+        assert out.shape == raw.shape
+        if is_privacy_hold(out):
+            held += 1
+            continue
+        faces = scan.scan(raw)
+        changed = changed_pixels(raw, out)
+        raw_detail, out_detail = fine_detail(raw), fine_detail(out)
+        for x1, y1, x2, y2 in faces.boxes[faces.scores >= 0.43]:
+            region = (slice(max(int(y1), 0), int(y2)), slice(max(int(x1), 0), int(x2)))
+            share = ellipse_share(changed, [x1, y1, x2 - x1, y2 - y1])
+            if correlation(raw_detail[region], out_detail[region]) >= 0.75 and (share is None or share < 0.8):
+                leaked += 1
+    return len(pairs), held, leaked
+
+
+FAULTS = ["/mjpeg/ok", "/mjpeg/corrupt", "/mjpeg/truncated", "/mjpeg/bomb", "/mjpeg/oversized", "/mjpeg/hang",
+          "/mjpeg/drop", "/mjpeg/slow", "/snap/error", "/snap/bomb", "/snap/html", "/snap/slow"]
+
+
+async def test_hostile_cameras_never_get_a_face_out_and_never_stop_the_healthy_one() -> None:
+    server = FaultServer()
+    await server.start()
+    detectors = Detectors({"model": "centerface"}, cameras=len(FAULTS))
+    pipelines = {}
+    for path in FAULTS:
+        name = path.strip("/").replace("/", "_")
+        # The whole frame every frame (STRICT): this suite judges the fault paths; what the live preset's cadence
+        # misses between looks is the motion benchmark's (faceanon bench privacy), not a fault's.
+        cam = {**camera(**STRICT, detect_fps=2), "name": name, "url": server.url(path)}
+        pipeline = Timeline(cam, detectors)
+        pipeline.source.backoff_start = 0.5
+        pipelines[name] = pipeline
+    started = time.monotonic()
+    try:
+        await asyncio.gather(*(run_for(p, RUN_S) for p in pipelines.values()))
+    finally:
+        await server.runner.cleanup()
+    report, judged, leaked = [], 0, 0
+    for name, p in pipelines.items():
+        frames, held, faces_leaked = await asyncio.to_thread(judge, p.pairs)
+        judged, leaked = judged + frames, leaked + faces_leaked
+        report.append(f"{name}: {frames} judged, {held} held, {faces_leaked} leaked, {p.source.corrupt_frames} "
+                      f"corrupt, {p.source.reconnects} reconnects")
+    print(f"\nfault suite ({time.monotonic() - started:.0f} s): {judged} frames judged, {leaked} faces leaked\n  "
+          + "\n  ".join(report))
+    assert leaked == 0, report
+    assert judged >= 60, report
+    healthy = pipelines["mjpeg_ok"]
+    assert len(healthy.pairs) >= RUN_S * 2 * 0.5, report  # at least half its 2 fps though 11 others misbehave
+    for name in ("mjpeg_corrupt", "mjpeg_truncated", "mjpeg_bomb", "snap_bomb", "snap_html"):
+        assert pipelines[name].source.corrupt_frames >= 1, name  # refused before decoding, the stream went on
+    for name in ("mjpeg_oversized", "mjpeg_drop", "snap_error"):
+        assert pipelines[name].source.reconnects >= 1, name
+    assert all(len(p.pairs) >= 1 for p in pipelines.values()), report  # every camera came back each time
