@@ -219,6 +219,9 @@ CAMERA = vol.Schema({
     vol.Optional("count_hold_seconds", default=defaults.FACE_COUNT_HOLD_S): vol.All(vol.Coerce(float),
                                                                                    vol.Range(min=0.0, max=600.0)),
     vol.Optional("deadline_ms", default=2000): vol.All(int, vol.Range(min=50, max=60000)),
+    # JPEGs declaring more pixels are refused before decoding (a decompression bomb cannot exhaust the box)
+    vol.Optional("max_image_pixels", default=defaults.MAX_IMAGE_PIXELS): vol.All(int, vol.Range(min=100_000,
+                                                                                              max=200_000_000)),
     vol.Optional("model", default=None): nullable(vol.All(str, vol.Length(min=1))),
     vol.Optional("restream", default=None): nullable(vol.All(str, vol.Match(r"^rtsps?://\S+$",
                                                                              msg="expected rtsp://host:port/path"))),

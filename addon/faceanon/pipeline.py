@@ -67,6 +67,7 @@ class CameraPipeline:
         self.name = cam["name"]
         self.detectors = detectors
         self.source = source or open_source(self.name, cam["url"], cam["detect_fps"], mqtt_cfg)
+        self.source.max_pixels = cam.get("max_image_pixels") or self.source.max_pixels
         self.plan = stream_plan(cam, detectors.cfg)
         self.feed = CameraFeed(self.name, model=self.plan.full.model, count_hold_s=cam["count_hold_seconds"])
         self.feed.source = self.source
@@ -231,7 +232,7 @@ class CameraPipeline:
         if feed.min_face_px is None or feed.min_face_px > defaults.SMALL_FACE_WARN_PX:
             long_side = max(feed.width, feed.height)
             log.warning("%s: at %dx%d the whole-frame look resolves still faces from %s px only (smaller ones are "
-                        "found only while they move); detect_size: %d (or 0, native) or tile: 640 sees them",
+                        "found only while they move); detect_size: %d (or 0, native) sees them at every look",
                         self.name, feed.width, feed.height, feed.min_face_px or "no", long_side)
 
     def _source_quiet(self) -> None:

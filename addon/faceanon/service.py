@@ -181,8 +181,12 @@ class Service:
         try:
             from faceanon.publish.http import HttpServer
 
-            makers.append(("HTTP", lambda: HttpServer(self.cfg["http"], self.feeds, self.version,
-                                                            rtsp_port=rtsp_port)))
+            def http_server() -> HttpServer:
+                server = HttpServer(self.cfg["http"], self.feeds, self.version, rtsp_port=rtsp_port)
+                server.serves_jobs = self.worker is not None
+                return server
+
+            makers.append(("HTTP", http_server))
         except ImportError as err:
             log.error("HTTP server unavailable (%s)", one_line(err))
         for label, make in makers:

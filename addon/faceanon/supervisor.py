@@ -52,8 +52,8 @@ DEFAULTS: dict[str, Any] = {
     "model": defaults.STREAM_MODEL,
     "threads": 0,
     "snapshot_interval": 10,
-    "mask_shape": defaults.DEFAULT_SHAPE,
-    "mask_margin": defaults.DEFAULT_MARGIN,
+    "shape": defaults.DEFAULT_SHAPE,
+    "margin": defaults.DEFAULT_MARGIN,
     "hold_seconds": defaults.HOLD_SECONDS,
     "topic_prefix": "faceanon",
     "mqtt_discovery": True,
@@ -61,7 +61,11 @@ DEFAULTS: dict[str, Any] = {
     "snapshot_jobs": False,
     "log_level": "info",
 }
-DEFAULT_CAMERAS = [{"name": "demo", "url": DEMO_URL, "fps": 5.0, "style": "fill"}]
+DEFAULT_CAMERAS = [{"name": "demo", "url": DEMO_URL, "detect_fps": 5.0, "style": "fill"}]
+DEFAULT_DETECT_FPS = 5.0
+# Option names of earlier versions -> the service's own keys (one vocabulary); read once with a log line.
+RENAMED = {"mask_shape": "shape", "mask_margin": "margin"}
+RENAMED_CAMERA = {"fps": "detect_fps"}
 
 
 def _int(lo: int, hi: int) -> vol.All:
@@ -77,7 +81,8 @@ def _float(lo: float, hi: float) -> vol.All:
 CAMERA_OPTIONS = vol.Schema({
     vol.Required("name"): vol.Match(CAMERA_NAME, msg="must be 1-64 of a-z, 0-9, _"),
     vol.Required("url"): vol.All(str, vol.Length(min=1)),
-    vol.Required("fps"): _float(0.1, 30),
+    vol.Optional("detect_fps"): _float(0.1, 30),
+    vol.Optional("fps"): _float(0.1, 30),  # the earlier name of detect_fps
     vol.Required("style"): vol.In(["blur", "pixelate", "fill"]),
     vol.Optional("enabled"): bool,
     vol.Optional("detect_size"): _int(0, 4096),
@@ -91,8 +96,10 @@ OPTIONS = vol.Schema({
     vol.Optional("threads", default=DEFAULTS["threads"]): _int(0, 16),
     vol.Optional("detector_url"): vol.All(str, vol.Match(r"^grpcs?://\S+$", msg="expected grpc://host:8001")),
     vol.Optional("snapshot_interval", default=DEFAULTS["snapshot_interval"]): _int(1, 3600),
-    vol.Optional("mask_shape", default=DEFAULTS["mask_shape"]): vol.In(["ellipse", "box"]),
-    vol.Optional("mask_margin", default=DEFAULTS["mask_margin"]): _float(0, 1),
+    vol.Optional("shape", default=DEFAULTS["shape"]): vol.In(["ellipse", "box"]),
+    vol.Optional("margin", default=DEFAULTS["margin"]): _float(0, 1),
+    vol.Optional("mask_shape"): vol.In(["ellipse", "box"]),  # earlier names of shape and margin
+    vol.Optional("mask_margin"): _float(0, 1),
     vol.Optional("hold_seconds", default=DEFAULTS["hold_seconds"]): _float(0, 10),
     vol.Optional("topic_prefix", default=DEFAULTS["topic_prefix"]): vol.Match(r"^[A-Za-z0-9_-]{1,64}$"),
     vol.Optional("mqtt_discovery", default=DEFAULTS["mqtt_discovery"]): bool,
@@ -125,10 +132,36 @@ def read_options(path: Path) -> dict[str, Any]:
         first = err.errors[0]
         where = ".".join(str(p) for p in first.path) or "options"
         raise AddonError(f"option {where}: {first.msg} (got {_value_at(raw, first.path)!r})") from None
+    options = migrate(options)
     names = [cam["name"] for cam in options["cameras"]]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise AddonError(f"option cameras: camera name {dupes[0]!r} is used more than once; names must be unique")
+    return options
+
+
+def migrate(options: dict[str, Any]) -> dict[str, Any]:
+    """Options saved under an earlier name take the service's key (the user's value wins over the new default),
+    with one log line each saying what to rename."""
+    options = dict(options)
+    for old, new in RENAMED.items():
+        if old in options:
+            options[new] = options.pop(old)
+            log.warning("app option %s is now %s (read as %s: %r); rename it in the app's configuration", old, new,
+                        new, options[new])
+    cameras = []
+    for cam in options["cameras"]:
+        cam = dict(cam)
+        for old, new in RENAMED_CAMERA.items():
+            if old in cam:
+                value = cam.pop(old)
+                if new not in cam:
+                    cam[new] = value
+                log.warning("%s: app option cameras.%s is now cameras.%s; rename it in the app's configuration",
+                            cam["name"], old, new)
+        cam.setdefault("detect_fps", DEFAULT_DETECT_FPS)
+        cameras.append(cam)
+    options["cameras"] = cameras
     return options
 
 
@@ -247,11 +280,11 @@ def build_config(options: dict[str, Any], service: dict[str, Any], token: str, h
             "name": cam["name"],
             "url": str(DEMO_CLIP) if cam["url"].strip() == DEMO_URL else cam["url"].strip(),
             "enabled": cam.get("enabled", True),
-            "detect_fps": cam["fps"],
+            "detect_fps": cam["detect_fps"],
             "snapshot_interval": cam.get("snapshot_interval", options["snapshot_interval"]),
             "style": cam["style"],
-            "shape": options["mask_shape"],
-            "margin": options["mask_margin"],
+            "shape": options["shape"],
+            "margin": options["margin"],
             "hold_seconds": options["hold_seconds"],
         }
         for key in ("detect_size", "tile", "restream"):

@@ -60,7 +60,8 @@ class CameraStatus:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         # Unknown keys are ignored so that a newer service does not break an older integration.
-        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+        values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}
+        return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)

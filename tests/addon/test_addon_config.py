@@ -97,14 +97,14 @@ def test_options_and_schema_have_the_same_keys(config: dict) -> None:
 
 @pytest.mark.parametrize(("path", "value"), [
     (("cameras", 0, "name"), "Front Door"),
-    (("cameras", 0, "fps"), 0),
-    (("cameras", 0, "fps"), "fast"),
+    (("cameras", 0, "detect_fps"), 0),
+    (("cameras", 0, "detect_fps"), "fast"),
     (("cameras", 0, "style"), "smudge"),
     (("cameras", 0, "url"), 554),
     (("cameras", 0, "tile"), 5000),
     (("cameras", 0, "enabled"), "perhaps"),
     (("threads",), 64),
-    (("mask_margin",), 1.5),
+    (("margin",), 1.5),
     (("log_level",), "verbose"),
     (("topic_prefix",), "a/b"),
     (("cameras",), {"name": "x"}),

@@ -33,9 +33,9 @@ PREFIX = "faceanon_e2e"
 
 def options(**overrides: object) -> dict:
     return {
-        "cameras": [{"name": "demo", "url": "demo", "fps": 5, "style": "fill"}],
-        "model": "centerface", "threads": 1, "snapshot_interval": 1, "mask_shape": "ellipse",
-        "mask_margin": 0.3, "hold_seconds": 1.0, "topic_prefix": PREFIX, "log_level": "info", **overrides,
+        "cameras": [{"name": "demo", "url": "demo", "detect_fps": 5, "style": "fill"}],
+        "model": "centerface", "threads": 1, "snapshot_interval": 1, "shape": "ellipse",
+        "margin": 0.3, "hold_seconds": 1.0, "topic_prefix": PREFIX, "log_level": "info", **overrides,
     }
 
 
@@ -246,7 +246,7 @@ def error_lines(log: str) -> list[str]:
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(("opts", "expected"), [
     ('{"cameras": [', "options file"),
-    (options(cameras=[{"name": "Front Door", "url": "demo", "fps": 5, "style": "blur"}]),
+    (options(cameras=[{"name": "Front Door", "url": "demo", "detect_fps": 5, "style": "blur"}]),
      "option cameras.0.name: must be 1-64 of a-z, 0-9, _ (got 'Front Door')"),
     (options(cameras=[]), "option cameras: needs at least one camera"),
 ])

@@ -14,12 +14,12 @@ from fake_supervisor import FakeSupervisor
 
 OPTIONS = {
     "cameras": [
-        {"name": "demo", "url": "demo", "fps": 5, "style": "blur"},
-        {"name": "front_door", "url": "rtsp://frigate:8554/front_door", "fps": 2.5, "style": "pixelate",
+        {"name": "demo", "url": "demo", "detect_fps": 5, "style": "blur"},
+        {"name": "front_door", "url": "rtsp://frigate:8554/front_door", "detect_fps": 2.5, "style": "pixelate",
          "detect_size": 1280, "tile": 640, "snapshot_interval": 30, "enabled": False,
          "restream": "rtsp://ccab4aaf-frigate:8554/front_door_anonymized"},
     ],
-    "model": "centerface", "threads": 0, "snapshot_interval": 10, "mask_shape": "box", "mask_margin": 0.4,
+    "model": "centerface", "threads": 0, "snapshot_interval": 10, "shape": "box", "margin": 0.4,
     "hold_seconds": 2.0, "topic_prefix": "faceanon", "log_level": "notice",
 }
 SERVICE = {"addon": "core_mosquitto", "host": "core-mosquitto", "port": 1883, "ssl": False, "username": "addons",
@@ -60,7 +60,7 @@ def test_log_levels_all_map_to_the_service(tmp_path: Path) -> None:
     ("{not json", "not valid JSON"),
     ("[]", "expected a JSON object"),
     ({**OPTIONS, "cameras": []}, "option cameras: needs at least one camera"),
-    ({**OPTIONS, "cameras": [{"name": "Front Door", "url": "x", "fps": 5, "style": "blur"}]},
+    ({**OPTIONS, "cameras": [{"name": "Front Door", "url": "x", "detect_fps": 5, "style": "blur"}]},
      "option cameras.0.name: must be 1-64 of a-z, 0-9, _ (got 'Front Door')"),
     ({**OPTIONS, "cameras": [OPTIONS["cameras"][0], OPTIONS["cameras"][0]]}, "'demo' is used more than once"),
     ({**OPTIONS, "threads": 99}, "option threads"),
@@ -81,7 +81,7 @@ def test_missing_options_file(tmp_path: Path) -> None:
 
 def test_service_schema_errors_are_reported_as_app_options(tmp_path: Path) -> None:
     options = supervisor.read_options(write(tmp_path, {**OPTIONS, "cameras": [
-        {"name": "cam", "url": "/media/missing.mp4", "fps": 5, "style": "blur", "detect_size": 64}]}))
+        {"name": "cam", "url": "/media/missing.mp4", "detect_fps": 5, "style": "blur", "detect_size": 64}]}))
     with pytest.raises(supervisor.AddonError, match=r"app options: .*cameras\[0\]\.detect_size"):
         supervisor.validate_config(supervisor.build_config(options, SERVICE, "t", 8099))
 
@@ -161,3 +161,22 @@ def test_a_remote_detector_and_snapshot_jobs_reach_the_service(tmp_path: Path) -
     assert plain["detector"]["provider"] == "cpu" and plain["jobs"]["enabled"] is False
     with pytest.raises(supervisor.AddonError, match="detector_url"):
         supervisor.read_options(write(tmp_path, {**OPTIONS, "detector_url": "http://triton:8000"}))
+
+
+def test_options_saved_under_their_earlier_names_are_read_with_a_log_line(tmp_path: Path, caplog) -> None:
+    """One vocabulary: the app's options are the service's keys. Options saved by an earlier version (fps,
+    mask_shape, mask_margin) still work, the user's value winning over the new default, and say what to rename."""
+    old = {**OPTIONS, "cameras": [{"name": "door", "url": "rtsp://cam/1", "fps": 2.5, "style": "fill"},
+                                  {"name": "yard", "url": "rtsp://cam/2", "style": "fill"}],
+           # as the Supervisor holds them after the update: the user's old keys beside the new ones' defaults
+           "mask_shape": "box", "mask_margin": 0.2, "shape": "ellipse", "margin": 0.5}
+    caplog.set_level("WARNING", "faceanon.supervisor")
+    options = supervisor.read_options(write(tmp_path, old))
+    cfg = supervisor.validate_config(supervisor.build_config(options, SERVICE, "tok", 8099))
+    door, yard = cfg["cameras"]
+    assert (door["detect_fps"], door["shape"], door["margin"]) == (2.5, "box", 0.2)
+    assert yard["detect_fps"] == 5.0  # neither name given: the default
+    lines = [r.getMessage() for r in caplog.records]
+    assert "app option mask_shape is now shape (read as shape: 'box'); rename it in the app's configuration" in lines
+    assert any(line.startswith("app option mask_margin is now margin") for line in lines)
+    assert "door: app option cameras.fps is now cameras.detect_fps; rename it in the app's configuration" in lines

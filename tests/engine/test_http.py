@@ -369,3 +369,46 @@ async def test_health_says_what_a_camera_cannot_see(anonymized_frames):
         body = await r.json()
     assert body["status"] == "ok"
     assert body["warnings"] == ["yard: still faces under 60 px are found only while they move"]
+
+
+async def test_half_open_connections_are_bounded_and_slow_heads_dropped(anonymized_frames, monkeypatch):
+    """Slowloris and a flood of half-open connections from one address: at most 16 of them wait (the rest are
+    closed at once), each is dropped when its request head has not arrived in time, and a client that talks is
+    served throughout."""
+    from faceanon.publish import guard
+
+    monkeypatch.setattr(guard, "HEADER_TIMEOUT_S", 3.0)
+    lobby = FrameFeed("lobby")
+    lobby.push(anonymized_frames[0])
+    async with serving([lobby]) as (server, url):
+        port = server.port
+        flood = [await asyncio.open_connection("127.0.0.1", port) for _ in range(40)]
+        for _reader, writer in flood:
+            writer.write(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")  # never finishes its head
+        await asyncio.sleep(0.3)
+
+        async def closed(reader: asyncio.StreamReader) -> bool:
+            try:
+                return await asyncio.wait_for(reader.read(1), 0.1) == b""
+            except (TimeoutError, ConnectionError):
+                return isinstance(reader.exception(), ConnectionError)
+
+        async def count_closed() -> int:
+            return sum(await asyncio.gather(*(closed(reader) for reader, _ in flood)))
+
+        assert await count_closed() == 40 - guard.MAX_WAITING_PER_PEER  # refused as they came
+        async with session("127.0.0.2") as http, http.get(f"{url}/api/health") as r:  # another address: served
+            assert r.status == 200
+        await asyncio.sleep(3.5)  # past the head timeout: the 16 waiting ones are dropped too
+        assert await count_closed() == 40
+        assert server.guard.timed_out == guard.MAX_WAITING_PER_PEER and server.guard.waiting == 0
+        async with session() as http, http.get(f"{url}/metrics") as r:
+            text = await r.text()
+        assert 'faceanon_http_connections_refused_total{reason="timeout"} 16' in text
+        for _reader, writer in flood:
+            writer.close()
+
+
+async def test_a_service_with_no_camera_running_is_idle_not_ok():
+    async with serving([]) as (_server, url), session() as http, http.get(f"{url}/api/health") as r:
+        assert (await r.json())["status"] == "idle"

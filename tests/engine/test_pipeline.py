@@ -329,4 +329,4 @@ async def test_a_big_camera_says_which_still_faces_its_look_cannot_see(tmp_path,
     assert bool(lines) is warned
     if warned:
         assert lines == ["yard: at 1920x1080 the whole-frame look resolves still faces from 30 px only (smaller ones "
-                         "are found only while they move); detect_size: 1920 (or 0, native) or tile: 640 sees them"]
+                         "are found only while they move); detect_size: 1920 (or 0, native) sees them at every look"]

@@ -18,6 +18,7 @@ from aiohttp import web
 from conftest import free_port
 from faceanon.bench.stages import read_frames
 from faceanon.config import SAMPLE_CLIP
+from faceanon.detect.shared import Detectors
 from faceanon.source import FileSource, Frame, FrigateSource, HttpSource, Mailbox, RtspSource, Source, open_source
 from faceanon.source.frigate import snapshot_topic
 
@@ -247,6 +248,24 @@ async def test_a_camera_behind_basic_or_digest_auth_is_read_with_the_url_credent
     finally:
         await asyncio.to_thread(wrong.stop)
     assert "401" in wrong.last_error and "guess" not in wrong.last_error
+
+
+async def test_max_image_pixels_is_the_camera_s_own(clip_server: ClipServer) -> None:
+    """A camera's `max_image_pixels` below its frames' 480x270 (129,600 px): each is refused before decoding."""
+    from faceanon.config import validate
+    from faceanon.pipeline import CameraPipeline
+
+    cam = validate({"cameras": [{"name": "yard", "url": clip_server.url("/snapshot.jpg"), "detect_fps": 4,
+                                 "max_image_pixels": 100_000}]})["cameras"][0]
+    pipeline = CameraPipeline(cam, Detectors({"model": "centerface"}))
+    source = pipeline.source
+    assert source.max_pixels == 100_000
+    source.start()
+    try:
+        await wait_for(lambda: source.corrupt_frames >= 3, 8, "refused frames")
+        assert source.mailbox.take() is None
+    finally:
+        await asyncio.to_thread(source.stop)
 
 
 async def test_http_source_rejects_a_page_that_is_no_camera(clip_server: ClipServer) -> None:

@@ -23,7 +23,8 @@ import numpy as np
 from aiohttp import web
 
 from faceanon import defaults
-from faceanon.publish import CameraFeed, json_default, valid_camera_name
+from faceanon.publish import CameraFeed, guard, json_default, valid_camera_name
+from faceanon.publish.guard import GuardCounts, GuardedSite
 from faceanon.source.base import ScrubSecrets
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ class HttpServer:
         self._token = str(token).encode() if token else None
         self.ingress_only = bool(cfg.get("ingress_only"))
         self.ingress_peer = ingress_peer
+        self.guard = GuardCounts()  # the connection guard's figures once started (publish/guard.py)
+        self.serves_jobs = False  # the process also runs a snapshot worker (faceanon.worker): zero cameras is fine
         self.version = version
         self.rtsp_port = rtsp_port  # the built-in RTSP server's, for clients building stream URLs
         self.feeds: dict[str, CameraFeed] = {feed.name: feed for feed in feeds}
@@ -104,13 +107,17 @@ class HttpServer:
 
     async def start(self) -> None:
         self._closing.clear()
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=3.0)
+        # keepalive_timeout: an idle keep-alive connection closes after 75 s (nginx's default), not aiohttp's hour.
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=3.0,
+                                     keepalive_timeout=75.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        # Request heads within 10 s; at most 16 connections per address (256 in all) waiting for theirs.
+        site = GuardedSite(self._runner, self.host, self.port, guard.HEADER_TIMEOUT_S, guard.MAX_WAITING,
+                           guard.MAX_WAITING_PER_PEER)
         await site.start()
-        server = getattr(site, "_server", None)
-        if self.port == 0 and server is not None and server.sockets:
-            self.port = server.sockets[0].getsockname()[1]
+        self.guard = site.counts
+        if self.port == 0:
+            self.port = site.port
         log.info("http: serving %d camera(s) on %s:%d%s", len(self.feeds), self.host, self.port,
                  " (token required)" if self._token else "")
 
@@ -181,7 +188,9 @@ class HttpServer:
     async def _health(self, _request: web.Request) -> web.Response:
         statuses = self._statuses()
         degraded = [s["name"] for s in statuses if s.get("privacy_degraded")]
-        if degraded:
+        if not self.feeds and not self.serves_jobs:
+            state = "idle"  # every camera disabled or failing to set up: nothing is anonymized, which is not "ok"
+        elif degraded:
             state = "degraded"
         elif any(feed.latest_jpeg is None for feed in self.feeds.values()):
             state = "starting"
@@ -295,6 +304,10 @@ class HttpServer:
         version = self.version.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
         families.append(("faceanon_info", "gauge", "faceanon version.", [(f'version="{version}"', 1.0)]))
         families.append(("faceanon_http_streams", "gauge", "Open MJPEG streams.", [("", float(self._streams))]))
+        families.append(("faceanon_http_connections_refused_total", "counter",
+                         "Connections closed by the guard: request head too slow or too many waiting.",
+                         [('reason="timeout"', float(self.guard.timed_out)),
+                          ('reason="too_many_waiting"', float(self.guard.refused))]))
         lines = []
         for name, kind, help_, samples in families:
             lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]

@@ -21,6 +21,11 @@ import numpy as np
 log = logging.getLogger("faceanon.source")
 
 
+# Largest image a source may hand over (declared size, checked before decoding): 8K is 33 MP; decoding 40 MP
+# takes 120 MB, so a hostile JPEG cannot exhaust a 4 GB box. A camera's `max_image_pixels` changes it.
+MAX_IMAGE_PIXELS = 40_000_000
+
+
 class SourceError(RuntimeError):
     """The stream cannot be opened or was lost; the message says why (never contains frame data)."""
 
@@ -96,6 +101,7 @@ class Source(ABC):
         self.connected = False
         self._taken = 0
         self.cadence = Cadence(fps)
+        self.max_pixels = MAX_IMAGE_PIXELS  # JPEGs declaring more are refused before decoding
         self._backoff = self.backoff_start
         self._thread: threading.Thread | None = None
 

@@ -12,8 +12,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import cv2
 import numpy as np
 
-from faceanon.defaults import MAX_IMAGE_PIXELS
-from faceanon.source.base import Source, SourceError, redact
+from faceanon.source.base import MAX_IMAGE_PIXELS, Source, SourceError, redact
 from faceanon.source.mjpeg import MAX_PART, boundary_of, mjpeg_parts
 
 TIMEOUT_S = 10.0
@@ -88,13 +87,13 @@ class HttpSource(Source):
                     if self.stopping.is_set():
                         return
                     if self._due():  # decode only the frames we take
-                        self._offer(decode_jpeg(part))
+                        self._offer(decode_jpeg(part, self.max_pixels))
                 raise SourceError(f"{redact(self.url)} closed the MJPEG stream")
             if not ctype.lower().startswith("image/"):
                 raise SourceError(f"{redact(self.url)} answered {ctype or 'no Content-Type'}, "
                                   "expected an MJPEG stream or a JPEG snapshot")
             self.kind = "snapshot"
-            self._offer(decode_jpeg(resp.read(MAX_PART)))
+            self._offer(decode_jpeg(resp.read(MAX_PART), self.max_pixels))
         self._poll()
 
     def _poll(self) -> None:
@@ -104,5 +103,5 @@ class HttpSource(Source):
         while not self.stopping.wait(max(0.0, due - time.monotonic())):
             due += period
             with self._open() as resp:
-                self._offer(decode_jpeg(resp.read(MAX_PART)))
+                self._offer(decode_jpeg(resp.read(MAX_PART), self.max_pixels))
             due = max(due, time.monotonic())  # a slow camera sets the pace; no burst to catch up
