@@ -8,12 +8,16 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# Services the tests start keep their state (the service id) in a scratch folder, never in the user's home.
+os.environ.setdefault("XDG_STATE_HOME", tempfile.mkdtemp(prefix="faceanon-test-state-"))
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"

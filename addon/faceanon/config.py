@@ -259,6 +259,8 @@ SCHEMA = vol.Schema({
     vol.Optional("rtsp", default={}): section(RTSP),
     vol.Optional("detector", default={}): section(DETECTOR),
     vol.Optional("log_level", default="info"): vol.All(str, vol.Lower, vol.In(LOG_LEVELS)),
+    # What must survive restarts (the service id): null = $XDG_STATE_HOME/faceanon; the add-on: /data
+    vol.Optional("state_dir", default=None): optional_str,
     vol.Optional("jobs", default={}): section(JOBS),
     vol.Optional("cameras", default=[]): nullable(vol.All([CAMERA], unique_names)),
 })

@@ -35,6 +35,17 @@ class Anonymized:
         self.safe = safe  # True: a privacy-hold frame, not a live one
 
 
+async def wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Whether `event` was set within `timeout`. asyncio.wait, not wait_for: on Python 3.11 wait_for can swallow a
+    cancellation that lands as the event fires, and a loop around it would then never stop."""
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        done, _ = await asyncio.wait({waiter}, timeout=timeout)
+        return bool(done)
+    finally:
+        waiter.cancel()
+
+
 def encode_jpeg(image: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
@@ -155,9 +166,7 @@ class CameraFeed:
             left = deadline - time.monotonic()
             if left <= 0:
                 return after_seq
-            try:
-                await asyncio.wait_for(self._changed.wait(), left)
-            except TimeoutError:
+            if not await wait_event(self._changed, left):
                 return after_seq
         return self.seq
 

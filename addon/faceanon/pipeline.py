@@ -22,7 +22,7 @@ from faceanon.detect.plan import DetectPlan, Pass
 from faceanon.detect.plans import sized
 from faceanon.detect.shared import Detectors, WaitClock
 from faceanon.detect.stream import StreamPlan
-from faceanon.feed import Anonymized, CameraFeed, anonymize, privacy_hold_frame
+from faceanon.feed import Anonymized, CameraFeed, anonymize, privacy_hold_frame, wait_event
 from faceanon.mask import MaskStyle, parse_color
 from faceanon.source import Frame, Source, open_source
 from faceanon.source.base import one_line
@@ -103,9 +103,7 @@ class CameraPipeline:
         load = asyncio.create_task(self._load())
         try:
             while True:
-                try:
-                    await asyncio.wait_for(self._arrived.wait(), 1.0)
-                except TimeoutError:
+                if not await wait_event(self._arrived, 1.0):  # cancellation-safe, unlike wait_for on 3.11
                     self._source_quiet()
                     continue
                 self._arrived.clear()

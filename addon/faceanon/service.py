@@ -20,6 +20,7 @@ import cv2
 from faceanon.config import ConfigError, load_config
 from faceanon.detect.shared import Detectors
 from faceanon.feed import CameraFeed
+from faceanon.identity import service_id
 from faceanon.pipeline import CameraPipeline
 from faceanon.source.base import one_line, redact
 
@@ -90,6 +91,7 @@ class Service:
     def __init__(self, cfg: dict, broker_port: int = EMBEDDED_BROKER["port"]) -> None:
         self.cfg = cfg
         self.version = package_version()
+        self.service_id = service_id(cfg.get("state_dir"), cfg["http"]["port"])
         self.broker_port = broker_port
         self.broker = None
         self.mqtt_cfg: dict | None = cfg.get("mqtt")
@@ -182,7 +184,8 @@ class Service:
             from faceanon.publish.http import HttpServer
 
             def http_server() -> HttpServer:
-                server = HttpServer(self.cfg["http"], self.feeds, self.version, rtsp_port=rtsp_port)
+                server = HttpServer(self.cfg["http"], self.feeds, self.version, rtsp_port=rtsp_port,
+                                    service_id=self.service_id)
                 server.serves_jobs = self.worker is not None
                 return server
 

@@ -34,6 +34,7 @@ import yaml
 import faceanon
 from faceanon import defaults
 from faceanon.config import CAMERA_NAME
+from faceanon.identity import service_id
 
 log = logging.getLogger("faceanon.supervisor")
 
@@ -272,7 +273,8 @@ def http_token(options: dict[str, Any], data_dir: Path) -> str:
     return token
 
 
-def build_config(options: dict[str, Any], service: dict[str, Any], token: str, http_port: int) -> dict[str, Any]:
+def build_config(options: dict[str, Any], service: dict[str, Any], token: str, http_port: int,
+                 state_dir: str | None = None) -> dict[str, Any]:
     """Translate app options into the service configuration of docs/architecture.md."""
     cameras = []
     for cam in options["cameras"]:
@@ -309,6 +311,7 @@ def build_config(options: dict[str, Any], service: dict[str, Any], token: str, h
         # Frigate's snapshots anonymized by a pool of faceanon instances sharing the work (faceanon.source.jobs)
         "jobs": {"enabled": options["snapshot_jobs"]},
         "log_level": LOG_LEVELS[options["log_level"]],
+        "state_dir": state_dir,  # the app's /data: the service id survives restarts and updates
         "cameras": cameras,
     }
 
@@ -375,8 +378,10 @@ def prepare(environ: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
     check_broker(service)
     port = int(environ.get("FACEANON_HTTP_PORT", INGRESS_PORT))
     token = http_token(options, options_path.parent)
-    config = validate_config(build_config(options, service, token, port))
-    discovery = {"host": socket.gethostname(), "port": port, "token": token}
+    config = validate_config(build_config(options, service, token, port, str(options_path.parent)))
+    # The service id (kept in /data, the same one the service reports): Home Assistant's unique id for it.
+    discovery = {"host": socket.gethostname(), "port": port, "token": token,
+                 "id": service_id(str(options_path.parent), port)}
     return config, discovery
 
 

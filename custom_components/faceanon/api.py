@@ -35,6 +35,7 @@ class Health:
     version: str
     cameras: int
     degraded: list[str]
+    id: str | None = None  # the installation's stable id (services before it have none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,9 @@ class FaceanonClient:
 
     async def health(self) -> Health:
         data = await self._get_json("/api/health")
-        return Health(data["status"], data["version"], int(data["cameras"]), list(data.get("degraded", [])))
+        service_id = data.get("id")
+        return Health(data["status"], data["version"], int(data["cameras"]), list(data.get("degraded", [])),
+                      str(service_id) if service_id else None)
 
     async def cameras(self) -> ServiceState:
         data = await self._get_json("/api/cameras")

@@ -12,7 +12,7 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import TextSelector, TextSelectorConfig, TextSelectorType
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 
-from .api import FaceanonAuthError, FaceanonClient, FaceanonConnectionError, FaceanonError
+from .api import FaceanonAuthError, FaceanonClient, FaceanonConnectionError, FaceanonError, Health
 from .const import DEFAULT_PORT, DOMAIN, LOGGER
 
 TOKEN_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
@@ -30,9 +30,14 @@ def _service_schema(defaults: Mapping[str, Any]) -> vol.Schema:
     )
 
 
-def _unique_id(host: str, port: int) -> str:
-    # /api/health reports no id of its own, so the address is the service's identity.
+def _address_id(host: str, port: int) -> str:
+    """The unique id of a service that reports no id of its own (before faceanon 0.2): its address."""
     return f"{host}:{port}"
+
+
+def _unique_id(health: Health | None, host: str, port: int) -> str:
+    # The service's own stable id: the same service reached at localhost and at 127.0.0.1 is one entry.
+    return health.id if health is not None and health.id else _address_id(host, port)
 
 
 class FaceanonConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -41,35 +46,36 @@ class FaceanonConfigFlow(ConfigFlow, domain=DOMAIN):
     _discovered: dict[str, Any]
     _addon_name: str
 
-    async def _validate(self, data: Mapping[str, Any]) -> dict[str, str]:
-        """Reach the service and try the token; returns the form errors (empty when all is well)."""
+    async def _validate(self, data: Mapping[str, Any]) -> tuple[dict[str, str], Health | None]:
+        """Reach the service and try the token; returns the form errors (empty when all is well) and its health."""
         client = FaceanonClient(
             async_get_clientsession(self.hass), data[CONF_HOST], data[CONF_PORT], data.get(CONF_TOKEN)
         )
         try:
-            await client.health()
+            health = await client.health()
             await client.cameras()  # needs the token, when the service has one
         except FaceanonAuthError:
-            return {"base": "invalid_auth"}
+            return {"base": "invalid_auth"}, None
         except FaceanonConnectionError as err:
             LOGGER.debug("faceanon service not reachable: %s", err)
-            return {"base": "cannot_connect"}
+            return {"base": "cannot_connect"}, None
         except FaceanonError as err:  # something answers there, but not the faceanon API (a 404, HTML, ...)
             LOGGER.debug("Not a faceanon service: %s", err)
-            return {"base": "not_faceanon"}
+            return {"base": "not_faceanon"}, None
         except Exception:  # a flow must always answer with a form
             LOGGER.exception("Unexpected answer from the faceanon service at %s", client.url)
-            return {"base": "unknown"}
-        return {}
+            return {"base": "unknown"}, None
+        return {}, health
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         errors: dict[str, str] = {}
         if user_input is not None:
-            await self.async_set_unique_id(_unique_id(user_input[CONF_HOST], user_input[CONF_PORT]))
-            self._abort_if_unique_id_configured()
-            # An entry reconfigured to this address keeps its old unique id; match on the address too.
+            # An entry at this address already (whatever its unique id): nothing to ask the service.
             self._async_abort_entries_match({CONF_HOST: user_input[CONF_HOST], CONF_PORT: user_input[CONF_PORT]})
-            if not (errors := await self._validate(user_input)):
+            errors, health = await self._validate(user_input)
+            if not errors:
+                await self.async_set_unique_id(_unique_id(health, user_input[CONF_HOST], user_input[CONF_PORT]))
+                self._abort_if_unique_id_configured()
                 return self.async_create_entry(
                     title=f"faceanon {user_input[CONF_HOST]}:{user_input[CONF_PORT]}", data=user_input
                 )
@@ -86,15 +92,15 @@ class FaceanonConfigFlow(ConfigFlow, domain=DOMAIN):
             # The token is never sent back to the browser: an empty field keeps the one the entry has.
             if not user_input.get(CONF_TOKEN) and entry.data.get(CONF_TOKEN):
                 user_input = {**user_input, CONF_TOKEN: entry.data[CONF_TOKEN]}
-            # The entry keeps its unique id (entity ids hang on it); another entry at the new address is a duplicate.
-            for other in self._async_current_entries(include_ignore=False):
-                if other.entry_id != entry.entry_id and (
-                    other.unique_id == _unique_id(user_input[CONF_HOST], user_input[CONF_PORT])
-                    or (other.data.get(CONF_HOST), other.data.get(CONF_PORT))
-                    == (user_input[CONF_HOST], user_input[CONF_PORT])
-                ):
+            # The entry keeps its unique id (entity ids hang on it); another entry at the new address, or for the
+            # service found there (by its id), is a duplicate.
+            address = (user_input[CONF_HOST], user_input[CONF_PORT])
+            if self._taken_by_another(entry.entry_id, {_address_id(*address)}, address):
+                return self.async_abort(reason="already_configured")
+            errors, health = await self._validate(user_input)
+            if not errors:
+                if self._taken_by_another(entry.entry_id, {_unique_id(health, *address)}, address):
                     return self.async_abort(reason="already_configured")
-            if not (errors := await self._validate(user_input)):
                 return self.async_update_reload_and_abort(entry, data=user_input)
         return self.async_show_form(
             step_id="reconfigure",
@@ -105,6 +111,13 @@ class FaceanonConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors,
         )
 
+    def _taken_by_another(self, entry_id: str, unique_ids: set[str], address: tuple[str, int]) -> bool:
+        return any(
+            other.entry_id != entry_id
+            and (other.unique_id in unique_ids or (other.data.get(CONF_HOST), other.data.get(CONF_PORT)) == address)
+            for other in self._async_current_entries(include_ignore=False)
+        )
+
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
         return await self.async_step_reauth_confirm()
 
@@ -113,7 +126,8 @@ class FaceanonConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             data = {**entry.data, CONF_TOKEN: user_input[CONF_TOKEN]}
-            if not (errors := await self._validate(data)):
+            errors, _health = await self._validate(data)
+            if not errors:
                 return self.async_update_reload_and_abort(entry, data=data)
         return self.async_show_form(
             step_id="reauth_confirm",
@@ -128,7 +142,9 @@ class FaceanonConfigFlow(ConfigFlow, domain=DOMAIN):
         data = {CONF_HOST: config[CONF_HOST], CONF_PORT: int(config.get(CONF_PORT, DEFAULT_PORT))}
         if config.get(CONF_TOKEN):
             data[CONF_TOKEN] = config[CONF_TOKEN]
-        await self.async_set_unique_id(_unique_id(data[CONF_HOST], data[CONF_PORT]))
+        # The add-on announces its service id with its address (an older one only its address).
+        announced = str(config["id"]) if config.get("id") else None
+        await self.async_set_unique_id(announced or _address_id(data[CONF_HOST], data[CONF_PORT]))
         # A re-announcement (say, a new token after the add-on restarted) updates the entry and reloads it.
         self._abort_if_unique_id_configured(updates=data)
         self._async_abort_entries_match({CONF_HOST: data[CONF_HOST], CONF_PORT: data[CONF_PORT]})
@@ -139,8 +155,10 @@ class FaceanonConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def async_step_hassio_confirm(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         errors: dict[str, str] = {}
-        if user_input is not None and not (errors := await self._validate(self._discovered)):
-            return self.async_create_entry(title=self._addon_name, data=self._discovered)
+        if user_input is not None:
+            errors, _health = await self._validate(self._discovered)
+            if not errors:
+                return self.async_create_entry(title=self._addon_name, data=self._discovered)
         return self.async_show_form(
             step_id="hassio_confirm", description_placeholders={"addon": self._addon_name}, errors=errors
         )

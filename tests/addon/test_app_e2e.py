@@ -220,7 +220,10 @@ def test_app_starts_like_under_the_supervisor(tmp_path: Path, broker: Mosquitto,
         # HTTP: health is open (the HEALTHCHECK and watchdog), the rest needs the token outside ingress.
         base = f"http://127.0.0.1:{app.port}"
         with urllib.request.urlopen(f"{base}/api/health", timeout=5) as response:
-            assert json.load(response)["cameras"] == 1
+            health = json.load(response)
+        assert health["cameras"] == 1
+        # One identity, kept in /data: what the discovery announced is what the service reports.
+        assert health["id"] == posted["config"]["id"] == (app.data / "service_id").read_text().strip()
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{base}/api/cameras", timeout=5)
         assert refused.value.code in (401, 403)

@@ -162,6 +162,7 @@ def test_only_anonymized_frames_can_be_published() -> None:
         feed_module.Anonymized(object(), np.zeros((2, 2, 3), np.uint8), b"", False)
 
 
+@pytest.mark.timeout(240)
 async def test_a_slow_camera_on_the_shared_model_does_not_push_another_into_privacy_hold() -> None:
     """Camera `slow` holds the model it shares with camera `fast` for 2.5 s a frame (a huge frame, say); `fast`, with
     the default 2 s deadline, waits up to that long for its turn, but its deadline counts only its own work, so it
@@ -183,9 +184,9 @@ async def test_a_slow_camera_on_the_shared_model_does_not_push_another_into_priv
     detectors = OneModel({"model": "centerface"}, cameras=2)
     slow = Timeline({**camera(**STRICT, deadline_ms=20000), "name": "slow"}, detectors)
     fast = Timeline({**camera(**STRICT), "name": "fast"}, detectors)
-    enough = lambda: len(fast.pairs) >= 5 and len(slow.pairs) >= 3  # noqa: E731
-    await asyncio.gather(run_for(slow, 60, until=enough), run_for(fast, 60, until=enough))
-    assert len(slow.pairs) >= 3 and len(fast.pairs) >= 5
+    enough = lambda: len(fast.pairs) >= 4 and len(slow.pairs) >= 2  # noqa: E731
+    await asyncio.gather(run_for(slow, 150, until=enough), run_for(fast, 150, until=enough))
+    assert len(slow.pairs) >= 2 and len(fast.pairs) >= 4
     assert shared.waited_s > 4.0  # fast really waited for slow's turns, past its 2 s deadline
     kinds = assert_all_safe(fast.pairs, fast.style)
     assert kinds == {"hold": 0, "masked": len(fast.pairs)} and True not in fast.degraded

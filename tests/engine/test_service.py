@@ -182,3 +182,15 @@ def test_an_output_that_cannot_start_exits_2_with_one_line(tmp_path: Path, capsy
         busy.close()
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"faceanon: {output.upper()} output cannot start (")
+
+
+def test_the_service_id_is_kept_in_the_state_dir(tmp_path: Path) -> None:
+    from faceanon.identity import service_id
+
+    first = service_id(str(tmp_path / "state"))
+    assert len(first) == 32 and service_id(str(tmp_path / "state")) == first  # the same after a restart
+    assert service_id(str(tmp_path / "other")) != first  # another installation
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    derived = service_id(str(blocked / "state"), 8099)
+    assert derived == service_id(str(blocked / "state"), 8099) and derived != service_id(str(blocked / "x"), 8100)

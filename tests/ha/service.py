@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -101,6 +102,7 @@ class Service:
             "rtsp": {"host": "127.0.0.1", "port": self.rtsp_port},
             "detector": {"threads": 1},
             "log_level": "info",
+            "state_dir": str(self.workdir / "state"),  # this installation's own service id, kept over restarts
             "cameras": [{"name": name, "url": url, "detect_fps": 5} for name, url in self.cameras.items()],
         }
         self.config_path.write_text(yaml.safe_dump(config))
@@ -130,6 +132,11 @@ class Service:
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    @property
+    def service_id(self) -> str:
+        """The installation's stable id, as /api/health reports it."""
+        return str(json.loads(self.get("/api/health")[1])["id"])
+
     def get(self, path: str, token: str | None = None) -> tuple[int, bytes]:
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")
         request.add_header("Authorization", f"Bearer {token or self.token}")
@@ -143,3 +150,48 @@ class Service:
         status, body = self.get("/api/cameras")
         assert status == 200, body
         return {camera["name"]: camera for camera in json.loads(body)["cameras"]}
+
+
+class TcpForward:
+    """127.0.0.1:<port> forwarding to another local port: the same service at a second address (as a reverse proxy
+    or a second host name would give it). Threads; closed by `close`."""
+
+    def __init__(self, target_port: int) -> None:
+        import socketserver
+        import threading
+
+        target = target_port
+
+        class Pipe(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                upstream = socket.create_connection(("127.0.0.1", target), 5)
+                sockets = [self.request, upstream]
+
+                def pump(src: socket.socket, dst: socket.socket) -> None:
+                    try:
+                        while data := src.recv(65536):
+                            dst.sendall(data)
+                    except OSError:
+                        pass
+                    finally:
+                        for s in sockets:
+                            with contextlib.suppress(OSError):
+                                s.shutdown(socket.SHUT_RDWR)
+
+                back = threading.Thread(target=pump, args=(upstream, self.request), daemon=True)
+                back.start()
+                pump(self.request, upstream)
+                back.join(5)
+                upstream.close()
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server(("127.0.0.1", 0), Pipe)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

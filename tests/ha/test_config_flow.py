@@ -17,7 +17,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from .conftest import entry_data
-from .service import Service, free_port, wait_port
+from .service import Service, TcpForward, free_port, wait_port
 
 
 async def _user_flow(hass: HomeAssistant, data: dict) -> dict:
@@ -31,9 +31,24 @@ async def test_user_flow_creates_entry(hass: HomeAssistant, service: Service) ->
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == f"faceanon 127.0.0.1:{service.port}"
     assert result["data"] == entry_data(service)
-    assert result["result"].unique_id == f"127.0.0.1:{service.port}"
+    assert result["result"].unique_id == service.service_id  # the service's own id, not the address
     await hass.async_block_till_done()
     assert result["result"].state is ConfigEntryState.LOADED
+
+
+async def test_the_same_service_at_another_address_is_a_duplicate(hass: HomeAssistant, service: Service) -> None:
+    """Two addresses reach one service (here a port forward; localhost and 127.0.0.1 alike): its id says so, and
+    the second flow aborts."""
+    result = await _user_flow(hass, entry_data(service))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    forward = TcpForward(service.port)
+    try:
+        result = await _user_flow(hass, entry_data(service, port=forward.port))
+    finally:
+        forward.close()
+    assert result["type"] is FlowResultType.ABORT and result["reason"] == "already_configured"
+    assert len(hass.config_entries.async_entries(DOMAIN)) == 1
 
 
 async def test_user_flow_errors_then_recovers(hass: HomeAssistant, service: Service) -> None:
@@ -130,6 +145,23 @@ async def test_hassio_discovery(hass: HomeAssistant, service: Service) -> None:
     )
     assert result["type"] is FlowResultType.ABORT and result["reason"] == "already_configured"
     assert hass.config_entries.async_entries(DOMAIN)[0].data[CONF_TOKEN] == "rotated"
+
+
+async def test_hassio_discovery_with_the_service_id(hass: HomeAssistant, service: Service) -> None:
+    """The add-on announces its service id: the entry is keyed by it, so adding the same service by hand at
+    another address is a duplicate (one service, one entry, one set of devices)."""
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_HASSIO}, data=_discovery(service, id=service.service_id)
+    )
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY and result["result"].unique_id == service.service_id
+    await hass.async_block_till_done()
+    forward = TcpForward(service.port)
+    try:
+        result = await _user_flow(hass, entry_data(service, port=forward.port))
+    finally:
+        forward.close()
+    assert result["type"] is FlowResultType.ABORT and result["reason"] == "already_configured"
 
 
 async def test_hassio_discovery_cannot_connect(hass: HomeAssistant, service: Service) -> None:

@@ -150,7 +150,11 @@ class Detectors:
             return self._loaded[key]
         if key not in self._loading:
             loop = asyncio.get_running_loop()
-            self._loading[key] = loop.run_in_executor(None, self._load, key)
+            loading = loop.run_in_executor(None, self._load, key)
+            # A camera that stops while its model loads leaves nobody to read a failure: read it here, so asyncio
+            # does not log "exception was never retrieved" with a traceback later.
+            loading.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._loading[key] = loading
         try:
             shared = await asyncio.shield(self._loading[key])
         finally:

@@ -74,7 +74,8 @@ class HttpServer:
     """The live service's HTTP API and web page (routes in docs/architecture.md)."""
 
     def __init__(self, http_config: dict[str, Any], feeds: Iterable[CameraFeed], version: str, *,
-                 ingress_peer: str = INGRESS_PEER, rtsp_port: int | None = None) -> None:
+                 ingress_peer: str = INGRESS_PEER, rtsp_port: int | None = None,
+                 service_id: str | None = None) -> None:
         cfg = http_config or {}
         self.host: str = cfg.get("host") or "127.0.0.1"
         self.port = int(cfg["port"]) if cfg.get("port") is not None else 8099  # 0: any free port (see .port)
@@ -83,6 +84,7 @@ class HttpServer:
         self.ingress_only = bool(cfg.get("ingress_only"))
         self.ingress_peer = ingress_peer
         self.guard = GuardCounts()  # the connection guard's figures once started (publish/guard.py)
+        self.service_id = service_id  # stable per installation (faceanon.identity): Home Assistant's unique id
         self.serves_jobs = False  # the process also runs a snapshot worker (faceanon.worker): zero cameras is fine
         self.version = version
         self.rtsp_port = rtsp_port  # the built-in RTSP server's, for clients building stream URLs
@@ -199,8 +201,11 @@ class HttpServer:
         # What the cameras' plans cannot see, in words: small still faces a whole-frame look does not resolve.
         warnings = [f"{s['name']}: still faces under {s['min_face_px']} px are found only while they move"
                     for s in statuses if (s.get("min_face_px") or 0) > defaults.SMALL_FACE_WARN_PX]
-        return web.json_response({"status": state, "version": self.version, "cameras": len(self.feeds),
-                                  "degraded": degraded, "warnings": warnings})
+        body = {"status": state, "version": self.version, "cameras": len(self.feeds), "degraded": degraded,
+                "warnings": warnings}
+        if self.service_id:
+            body["id"] = self.service_id
+        return web.json_response(body)
 
     async def _cameras(self, _request: web.Request) -> web.Response:
         rtsp = None if self.rtsp_port is None else {"port": self.rtsp_port, "auth": self._token is not None}
