@@ -17,10 +17,11 @@ from importlib.metadata import PackageNotFoundError, version
 
 import cv2
 
+from faceanon.claim import IntegrationClaim
 from faceanon.config import ConfigError, load_config
 from faceanon.detect.shared import Detectors
 from faceanon.feed import CameraFeed
-from faceanon.identity import service_id
+from faceanon.identity import service_id, state_dir
 from faceanon.pipeline import CameraPipeline
 from faceanon.source.base import one_line, redact
 
@@ -92,6 +93,7 @@ class Service:
         self.cfg = cfg
         self.version = package_version()
         self.service_id = service_id(cfg.get("state_dir"), cfg["http"]["port"])
+        self.claim = IntegrationClaim(state_dir(cfg.get("state_dir")))  # Home Assistant's integration has us
         self.broker_port = broker_port
         self.broker = None
         self.mqtt_cfg: dict | None = cfg.get("mqtt")
@@ -177,7 +179,12 @@ class Service:
         try:
             from faceanon.publish.mqtt import MqttPublisher
 
-            makers.append(("MQTT", lambda: MqttPublisher(self.mqtt_cfg, self.feeds, self.version)))
+            def mqtt_publisher() -> MqttPublisher:
+                publisher = MqttPublisher(self.mqtt_cfg, self.feeds, self.version, claimed=lambda: self.claim.claimed)
+                self.claim.subscribe(publisher.claim_changed)
+                return publisher
+
+            makers.append(("MQTT", mqtt_publisher))
         except ImportError as err:
             log.error("MQTT publisher unavailable (%s)", one_line(err))
         try:
@@ -185,7 +192,7 @@ class Service:
 
             def http_server() -> HttpServer:
                 server = HttpServer(self.cfg["http"], self.feeds, self.version, rtsp_port=rtsp_port,
-                                    service_id=self.service_id)
+                                    service_id=self.service_id, claim=self.claim)
                 server.serves_jobs = self.worker is not None
                 return server
 

@@ -7,8 +7,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
-from .api import FaceanonClient
-from .const import MANUFACTURER
+from .api import FaceanonClient, FaceanonError
+from .const import LOGGER, MANUFACTURER
 from .coordinator import FaceanonConfigEntry, FaceanonCoordinator, FaceanonData, service_identifier
 
 PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.CAMERA, Platform.SENSOR]
@@ -33,8 +33,25 @@ async def async_setup_entry(hass: HomeAssistant, entry: FaceanonConfigEntry) -> 
         configuration_url=str(client.url),
     )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    # One device per camera: the service withdraws its own MQTT discovery while this integration has it.
+    try:
+        await client.claim(True)
+    except FaceanonError as err:  # the entities work without it; the next setup tries again
+        LOGGER.warning("Could not tell the faceanon service at %s that this integration has it: %s", client.url, err)
     return True
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: FaceanonConfigEntry) -> bool:
+    # Unloading (a restart, a reload) keeps the claim; only deleting the entry gives the service back to MQTT.
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: FaceanonConfigEntry) -> None:
+    """The entry is deleted: the service publishes its MQTT discovery again (best effort: it may be gone too)."""
+    client = FaceanonClient(
+        async_get_clientsession(hass), entry.data[CONF_HOST], entry.data[CONF_PORT], entry.data.get(CONF_TOKEN)
+    )
+    try:
+        await client.claim(False)
+    except FaceanonError as err:
+        LOGGER.info("The faceanon service at %s did not hear that this integration let go: %s", client.url, err)

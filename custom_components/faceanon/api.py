@@ -130,6 +130,21 @@ class FaceanonClient:
             raise_for_status=True,
         )
 
+    async def claim(self, claimed: bool) -> bool:
+        """Tell the service this integration has it (or lets go): while it does, the service withdraws its own MQTT
+        discovery of the cameras, so each camera is one device. False when the service is too old to know."""
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                async with self._session.put(
+                    self.url / "api" / "integration", json={"claimed": claimed}, headers=self._headers
+                ) as response:
+                    if response.status in (HTTPStatus.NOT_FOUND, HTTPStatus.METHOD_NOT_ALLOWED):
+                        return False
+                    self._raise_for_status(response)
+                    return True
+        except (TimeoutError, aiohttp.ClientError) as err:
+            raise FaceanonConnectionError(f"{self.url}: {str(err) or type(err).__name__}") from err
+
     async def _get_json(self, path: str) -> dict[str, Any]:
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT):

@@ -413,3 +413,35 @@ async def test_half_open_connections_are_bounded_and_slow_heads_dropped(anonymiz
 async def test_a_service_with_no_camera_running_is_idle_not_ok():
     async with serving([]) as (_server, url), session() as http, http.get(f"{url}/api/health") as r:
         assert (await r.json())["status"] == "idle"
+
+
+async def test_the_integration_claims_the_service(anonymized_frames, tmp_path):
+    from faceanon.claim import IntegrationClaim
+
+    claim = IntegrationClaim(tmp_path)
+    heard: list[bool] = []
+    claim.subscribe(heard.append)
+    lobby = FrameFeed("lobby")
+    lobby.push(anonymized_frames[0])
+    server = HttpServer({"host": "127.0.0.1", "port": 0, "token": "tok"}, [lobby], VERSION, claim=claim)
+    await server.start()
+    url = f"http://127.0.0.1:{server.port}/api/integration"
+    auth = {"Authorization": "Bearer tok"}
+    try:
+        async with session() as http:
+            async with http.put(url, json={"claimed": True}) as r:
+                assert r.status == 401  # like every route but health
+            for bad in ({"claimed": "yes"}, [], {"other": 1}):
+                async with http.put(url, json=bad, headers=auth) as r:
+                    assert r.status == 400, bad
+            async with http.put(url, data=b"{not json", headers=auth) as r:
+                assert r.status == 400
+            async with http.put(url, json={"claimed": True}, headers=auth) as r:
+                assert r.status == 200 and await r.json() == {"claimed": True}
+            async with http.get(url, headers=auth) as r:
+                assert await r.json() == {"claimed": True}
+            async with http.put(url, json={"claimed": False}, headers=auth) as r:
+                assert await r.json() == {"claimed": False}
+    finally:
+        await server.stop()
+    assert heard == [True, False]

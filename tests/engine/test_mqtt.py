@@ -470,3 +470,39 @@ async def test_tls(tmp_path: Path, anonymized_frames):
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+async def test_discovery_is_withdrawn_while_the_integration_has_the_service(mosquitto, listener, tmp_path: Path):
+    """One device per camera: while Home Assistant's faceanon integration has the service (the claim, kept in the
+    state folder), the retained discovery configs are cleared; they come back when it lets go. The camera's own
+    topics go on either way."""
+    from faceanon.claim import IntegrationClaim
+
+    claim = IntegrationClaim(tmp_path)
+    feed = FrameFeed("lobby")
+    publisher = MqttPublisher(config(mosquitto), [feed], VERSION, claimed=lambda: claim.claimed)
+    claim.subscribe(publisher.claim_changed)
+    topic = "homeassistant/sensor/faceanon/lobby_faces/config"
+    await publisher.start()
+    try:
+        assert json.loads(await listener.until(topic))["unique_id"] == "faceanon_lobby_faces"
+        await asyncio.to_thread(claim.set, True)
+        assert await listener.until(topic, lambda p: p == b"") == b""
+        assert IntegrationClaim(tmp_path).claimed  # kept for the next start
+        feed.push(b"\xff\xd8not-a-real-jpeg\xff\xd9", faces=0)
+        await listener.until("faceanon/lobby/snapshot")
+        await asyncio.to_thread(claim.set, False)
+        assert json.loads(await listener.until(topic, lambda p: p != b""))["unique_id"] == "faceanon_lobby_faces"
+    finally:
+        await publisher.stop()
+    # A service started while claimed publishes no discovery at all.
+    await asyncio.to_thread(claim.set, True)
+    listener.clear()
+    publisher = MqttPublisher(config(mosquitto), [feed], VERSION, claimed=lambda: claim.claimed)
+    await publisher.start()
+    try:
+        await listener.until("faceanon/available", lambda p: p == b"online")
+        await asyncio.sleep(0.5)
+        assert all(p == b"" for p in listener.all(topic))
+    finally:
+        await publisher.stop()

@@ -195,3 +195,27 @@ class TcpForward:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def retained(broker_port: int, topic: str, wait_s: float = 2.0) -> bytes | None:
+    """The retained payload on `topic` at the broker (None: nothing retained), read by a fresh subscriber."""
+    import threading
+
+    import paho.mqtt.client as paho
+
+    got: list[bytes] = []
+    done = threading.Event()
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"ha-test-{time.time_ns()}")
+    client.on_connect = lambda c, *_: c.subscribe(topic, 1)
+
+    def on_message(_c: Any, _u: Any, msg: Any) -> None:
+        got.append(bytes(msg.payload))
+        done.set()
+
+    client.on_message = on_message
+    client.connect("127.0.0.1", broker_port, 10)
+    client.loop_start()
+    done.wait(wait_s)  # a retained message arrives at once; none within the wait means none is retained
+    client.loop_stop()
+    client.disconnect()
+    return got[0] if got else None

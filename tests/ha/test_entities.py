@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from http import HTTPStatus
 
 from custom_components.faceanon.const import DOMAIN, SCAN_INTERVAL
@@ -19,7 +20,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from pytest_homeassistant_custom_component.components.diagnostics import get_diagnostics_for_config_entry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from .service import SAMPLE_CLIP, Service, free_port
+from .service import SAMPLE_CLIP, Service, free_port, retained
 
 KEYS = {
     "camera": "camera",
@@ -235,3 +236,25 @@ async def test_stream_source_is_the_anonymized_rtsp_restream(
     out, err = await asyncio.wait_for(probe.communicate(), 30)
     assert probe.returncode == 0, err
     assert out.decode().strip() == "h264"
+
+
+async def test_the_integration_has_the_service_so_each_camera_is_one_device(
+    hass: HomeAssistant, entry: MockConfigEntry, service: Service
+) -> None:
+    """Set up, the integration claims the service, which withdraws its MQTT discovery of the cameras (no second
+    device per camera from MQTT); deleting the entry gives it back (the discovery returns)."""
+    topic = "homeassistant/sensor/faceanon/walk_faces/config"
+
+    async def discovery() -> bytes | None:
+        return await hass.async_add_executor_job(retained, service.broker_port, topic)
+
+    assert json.loads(service.get("/api/integration")[1]) == {"claimed": True}
+    assert await discovery() is None  # cleared on the broker
+    assert await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert json.loads(service.get("/api/integration")[1]) == {"claimed": False}
+    for _ in range(50):
+        if (payload := await discovery()) is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert payload is not None and json.loads(payload)["unique_id"] == "faceanon_walk_faces"

@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -26,6 +26,9 @@ from faceanon import defaults
 from faceanon.publish import CameraFeed, guard, json_default, valid_camera_name
 from faceanon.publish.guard import GuardCounts, GuardedSite
 from faceanon.source.base import ScrubSecrets
+
+if TYPE_CHECKING:
+    from faceanon.claim import IntegrationClaim
 
 log = logging.getLogger(__name__)
 # aiohttp logs a request it refuses (an 8 KB request line, a bad header) with its request line and a traceback:
@@ -75,7 +78,7 @@ class HttpServer:
 
     def __init__(self, http_config: dict[str, Any], feeds: Iterable[CameraFeed], version: str, *,
                  ingress_peer: str = INGRESS_PEER, rtsp_port: int | None = None,
-                 service_id: str | None = None) -> None:
+                 service_id: str | None = None, claim: IntegrationClaim | None = None) -> None:
         cfg = http_config or {}
         self.host: str = cfg.get("host") or "127.0.0.1"
         self.port = int(cfg["port"]) if cfg.get("port") is not None else 8099  # 0: any free port (see .port)
@@ -84,6 +87,7 @@ class HttpServer:
         self.ingress_only = bool(cfg.get("ingress_only"))
         self.ingress_peer = ingress_peer
         self.guard = GuardCounts()  # the connection guard's figures once started (publish/guard.py)
+        self.claim = claim  # Home Assistant's integration has the service (faceanon.claim); None: not offered
         self.service_id = service_id  # stable per installation (faceanon.identity): Home Assistant's unique id
         self.serves_jobs = False  # the process also runs a snapshot worker (faceanon.worker): zero cameras is fine
         self.version = version
@@ -104,6 +108,8 @@ class HttpServer:
         app.router.add_get("/api/{camera}/latest.jpg", self._latest)
         app.router.add_get("/api/{camera}/stream.mjpeg", self._stream, allow_head=False)
         app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/api/integration", self._integration)
+        app.router.add_put("/api/integration", self._integration)
         app.on_shutdown.append(self._on_shutdown)
         return app
 
@@ -267,6 +273,21 @@ class HttpServer:
             for task in (frame, closing):
                 task.cancel()
             await asyncio.gather(frame, closing, return_exceptions=True)
+
+    async def _integration(self, request: web.Request) -> web.Response:
+        """GET: whether Home Assistant's integration has this service; PUT {"claimed": bool}: it takes or releases
+        it (the MQTT discovery of the cameras is withdrawn while it has it: one device per camera)."""
+        if self.claim is None:
+            return _error(404, "this service keeps no integration claim")
+        if request.method == "PUT":
+            try:
+                body = await request.json()
+            except ValueError:
+                body = None
+            if not isinstance(body, dict) or not isinstance(body.get("claimed"), bool):
+                return _error(400, 'expected a JSON object {"claimed": true|false}')
+            await asyncio.to_thread(self.claim.set, body["claimed"])
+        return web.json_response({"claimed": self.claim.claimed})
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         return web.Response(body=self.metrics_text().encode(),

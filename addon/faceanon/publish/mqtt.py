@@ -17,7 +17,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,7 +121,8 @@ def default_client_id(topic_prefix: str) -> str:
 class MqttPublisher:
     """Publishes every camera's anonymized snapshot, face count, state and privacy flag, plus HA discovery."""
 
-    def __init__(self, mqtt_config: dict[str, Any], feeds: Iterable[CameraFeed], version: str) -> None:
+    def __init__(self, mqtt_config: dict[str, Any], feeds: Iterable[CameraFeed], version: str,
+                 claimed: Callable[[], bool] | None = None) -> None:
         cfg = mqtt_config or {}
         self.feeds = list(feeds)
         self.version = version
@@ -131,6 +132,9 @@ class MqttPublisher:
         self.prefix: str = (cfg.get("topic_prefix") or "faceanon").rstrip("/")
         self.discovery_prefix: str = (cfg.get("discovery_prefix") or "homeassistant").rstrip("/")
         self.discovery = bool(cfg.get("discovery", True))
+        # True while Home Assistant's faceanon integration has the service (faceanon.claim): the integration's
+        # devices are the cameras' devices then, and this discovery is withdrawn.
+        self.claimed: Callable[[], bool] = claimed or (lambda: False)
         self.client_id: str = cfg.get("client_id") or default_client_id(self.prefix)
         self.available_topic = f"{self.prefix}/available"
         self.ha_status_topic = f"{self.discovery_prefix}/status"
@@ -246,8 +250,14 @@ class MqttPublisher:
     def _publish_discovery(self) -> None:
         if not self.discovery:
             return
+        withdrawn = self.claimed()
         for topic, payload in self._configs.items():
-            self._send(topic, json.dumps(payload), qos=1)
+            self._send(topic, b"" if withdrawn else json.dumps(payload), qos=1)  # empty retained: entity removed
+
+    def claim_changed(self, _claimed: bool) -> None:
+        """From any thread: the integration took or released the service; withdraw or republish discovery."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._publish_discovery)
 
     def _republish(self) -> None:
         self._publish_discovery()
