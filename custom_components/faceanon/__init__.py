@@ -33,6 +33,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: FaceanonConfigEntry) -> 
         configuration_url=str(client.url),
     )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    # Push updates: the task ends with the entry (HA cancels an entry's background tasks on unload).
+    entry.async_create_background_task(hass, coordinator.listen(), f"faceanon events {client.url}")
     # One device per camera: the service withdraws its own MQTT discovery while this integration has it.
     try:
         await client.claim(True)

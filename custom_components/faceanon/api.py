@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import json
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, fields
 from http import HTTPStatus
 from typing import Any, Self
@@ -12,6 +13,7 @@ import aiohttp
 from yarl import URL
 
 REQUEST_TIMEOUT = 10
+EVENTS_IDLE_TIMEOUT = 45  # the service sends something at least every 15 s: silence this long is a dead stream
 RTSP_USER = "faceanon"  # the service's RTSP server takes this user with the token as password
 
 
@@ -74,6 +76,13 @@ class ServiceState:
     rtsp_port: int | None = None  # the service's built-in RTSP restream, when it runs
 
 
+def _service_state(data: dict[str, Any]) -> ServiceState:
+    cameras = [CameraStatus.from_dict(item) for item in data["cameras"]]
+    rtsp = data.get("rtsp")
+    port = int(rtsp["port"]) if isinstance(rtsp, dict) and rtsp.get("port") else None
+    return ServiceState(data["version"], {camera.name: camera for camera in cameras}, port)
+
+
 class FaceanonClient:
     """Talks to one faceanon service; the session is Home Assistant's shared one."""
 
@@ -92,11 +101,29 @@ class FaceanonClient:
                       str(service_id) if service_id else None)
 
     async def cameras(self) -> ServiceState:
-        data = await self._get_json("/api/cameras")
-        cameras = [CameraStatus.from_dict(item) for item in data["cameras"]]
-        rtsp = data.get("rtsp")
-        port = int(rtsp["port"]) if isinstance(rtsp, dict) and rtsp.get("port") else None
-        return ServiceState(data["version"], {camera.name: camera for camera in cameras}, port)
+        return _service_state(await self._get_json("/api/cameras"))
+
+    async def events(self) -> AsyncIterator[ServiceState]:
+        """`GET /api/events`: the cameras' status each time the service pushes it (a change, or every 30 s),
+        until the stream ends. Raises FaceanonConnectionError when it cannot be opened or breaks."""
+        try:
+            async with self._session.get(
+                self.url / "api" / "events",
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=REQUEST_TIMEOUT, sock_read=EVENTS_IDLE_TIMEOUT),
+            ) as response:
+                self._raise_for_status(response)
+                event = ""
+                async for raw in response.content:
+                    line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                    if line.startswith("event:"):
+                        event = line[6:].strip()
+                    elif line.startswith("data:") and event == "cameras":
+                        data = json.loads(line[5:])
+                        if isinstance(data, dict):
+                            yield _service_state(data)
+        except (TimeoutError, aiohttp.ClientError, ValueError) as err:
+            raise FaceanonConnectionError(f"{self.url}/api/events: {str(err) or type(err).__name__}") from err
 
     def rtsp_url(self, camera: str, port: int) -> str:
         """The camera's anonymized RTSP restream; with a token, RTSP basic auth (user `faceanon`)."""

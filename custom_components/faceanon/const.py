@@ -13,3 +13,6 @@ MANUFACTURER: Final = "faceanon"
 DEFAULT_PORT: Final = 8099
 # The service's status figures change every frame; a few seconds keeps the sensors live without load.
 SCAN_INTERVAL: Final = timedelta(seconds=5)
+# While the service pushes its status (`/api/events`: every change at once, and at least every 30 s), polling is
+# only a safety net.
+FALLBACK_INTERVAL: Final = timedelta(seconds=60)

@@ -1,7 +1,9 @@
-"""Polls the service's camera list; owns error mapping and the removal of cameras the service dropped."""
+"""The service's camera list, pushed (`/api/events`) or polled; owns error mapping and the removal of cameras the
+service dropped."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from homeassistant.config_entries import ConfigEntry
@@ -11,7 +13,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from .api import FaceanonAuthError, FaceanonClient, FaceanonError, ServiceState
-from .const import DOMAIN, LOGGER, SCAN_INTERVAL
+from .const import DOMAIN, FALLBACK_INTERVAL, LOGGER, SCAN_INTERVAL
 
 
 @dataclass
@@ -44,6 +46,31 @@ class FaceanonCoordinator(DataUpdateCoordinator[ServiceState]):
         )
         self.client = client
 
+    async def listen(self) -> None:
+        """Take the service's pushed updates (`/api/events`) for as long as the entry is loaded; while they flow
+        the poll only backs them up (every FALLBACK_INTERVAL); when the stream breaks, polling resumes and the
+        stream is opened again with backoff."""
+        delay = 1.0
+        while True:
+            try:
+                async for state in self.client.events():
+                    if self.update_interval != FALLBACK_INTERVAL:
+                        LOGGER.debug("faceanon %s: push updates on; polling every %s", self.client.url,
+                                     FALLBACK_INTERVAL)
+                        self.update_interval = FALLBACK_INTERVAL
+                    self._accept(state)
+                    self.async_set_updated_data(state)
+                    delay = 1.0
+            except FaceanonError as err:
+                LOGGER.debug("faceanon %s: push updates unavailable (%s); polling", self.client.url, err)
+            self.update_interval = SCAN_INTERVAL
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    def _accept(self, state: ServiceState) -> None:
+        if self.data is None or state.cameras.keys() != self.data.cameras.keys():
+            self._remove_stale_devices(state)
+
     async def _async_update_data(self) -> ServiceState:
         try:
             state = await self.client.cameras()
@@ -53,8 +80,7 @@ class FaceanonCoordinator(DataUpdateCoordinator[ServiceState]):
             raise UpdateFailed(
                 translation_domain=DOMAIN, translation_key="update_error", translation_placeholders={"error": str(err)}
             ) from err
-        if self.data is None or state.cameras.keys() != self.data.cameras.keys():
-            self._remove_stale_devices(state)
+        self._accept(state)
         return state
 
     def _remove_stale_devices(self, state: ServiceState) -> None:

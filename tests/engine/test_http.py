@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import time
 
@@ -445,3 +446,31 @@ async def test_the_integration_claims_the_service(anonymized_frames, tmp_path):
     finally:
         await server.stop()
     assert heard == [True, False]
+
+
+async def test_events_push_a_change_at_once(anonymized_frames):
+    """`/api/events`: the cameras at once on connecting, then a change of a face count within a second; the token
+    is needed like everywhere else."""
+    lobby = FrameFeed("lobby")
+    lobby.push(anonymized_frames[0], faces=1)
+    async with serving([lobby], token="tok") as (_server, url), session() as http:
+        async with http.get(f"{url}/api/events") as r:
+            assert r.status == 401
+        async with http.get(f"{url}/api/events", headers={"Authorization": "Bearer tok"}) as r:
+            assert r.status == 200 and r.content_type == "text/event-stream"
+
+            async def next_event() -> dict:
+                event = None
+                while True:
+                    line = (await asyncio.wait_for(r.content.readline(), 5)).decode().rstrip("\n")
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: ") and event == "cameras":
+                        return json.loads(line[6:])
+
+            first = await next_event()
+            assert [(c["name"], c["faces"]) for c in first["cameras"]] == [("lobby", 1)]
+            start = time.monotonic()
+            lobby.push(anonymized_frames[1], faces=3)
+            changed = await next_event()
+            assert changed["cameras"][0]["faces"] == 3 and time.monotonic() - start < 1.0

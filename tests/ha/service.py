@@ -219,3 +219,51 @@ def retained(broker_port: int, topic: str, wait_s: float = 2.0) -> bytes | None:
     client.loop_stop()
     client.disconnect()
     return got[0] if got else None
+
+
+class MjpegCamera:
+    """An MJPEG camera on 127.0.0.1 serving the sample clip at 5 fps (threads); `stop` ends its stream at once, so
+    the service sees the camera go offline."""
+
+    def __init__(self) -> None:
+        import http.server
+        import io
+        import threading
+
+        from PIL import Image, ImageSequence
+
+        frames: list[bytes] = []
+        with Image.open(SAMPLE_CLIP) as clip:
+            for frame in ImageSequence.Iterator(clip):
+                out = io.BytesIO()
+                frame.convert("RGB").save(out, "JPEG", quality=90)
+                frames.append(out.getvalue())
+        stopped = self.stopped = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                i = 0
+                while not stopped.wait(0.2):
+                    data = frames[i % len(frames)]
+                    try:
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%b\r\n"
+                                         % (len(data), data))
+                    except OSError:
+                        return
+                    i += 1
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/stream.mjpeg"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.server.shutdown()
+        self.server.server_close()

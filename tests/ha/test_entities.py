@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 from http import HTTPStatus
 
-from custom_components.faceanon.const import DOMAIN, SCAN_INTERVAL
+from custom_components.faceanon.const import DOMAIN, FALLBACK_INTERVAL, SCAN_INTERVAL
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
@@ -20,7 +21,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from pytest_homeassistant_custom_component.components.diagnostics import get_diagnostics_for_config_entry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from .service import SAMPLE_CLIP, Service, free_port, retained
+from .conftest import entry_data
+from .service import SAMPLE_CLIP, MjpegCamera, Service, free_port, retained
 
 KEYS = {
     "camera": "camera",
@@ -38,9 +40,13 @@ def entity_id(hass: HomeAssistant, entry: MockConfigEntry, camera: str, key: str
 
 
 async def poll(hass: HomeAssistant) -> None:
-    """Let the coordinator's next poll run now."""
+    """Let each coordinator's next poll run now (the push listener is a background task that never ends, so this
+    does not wait for background tasks; it runs the refresh itself)."""
     async_fire_time_changed(hass, dt_util.utcnow() + SCAN_INTERVAL)
-    await hass.async_block_till_done(wait_background_tasks=True)
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        if entry.state is ConfigEntryState.LOADED:
+            await entry.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
 
 
 def jpeg_size(data: bytes) -> tuple[int, int]:
@@ -258,3 +264,37 @@ async def test_the_integration_has_the_service_so_each_camera_is_one_device(
             break
         await asyncio.sleep(0.1)
     assert payload is not None and json.loads(payload)["unique_id"] == "faceanon_walk_faces"
+
+
+async def test_push_updates_arrive_within_a_second(hass: HomeAssistant, service: Service) -> None:
+    """The service pushes its status (`/api/events`); the integration polls only as a fallback (every 60 s) while
+    the pushes flow. A camera that goes offline shows as offline in Home Assistant within 1 s of the service
+    saying so."""
+    camera = MjpegCamera()
+    try:
+        await hass.async_add_executor_job(service.stop)
+        await hass.async_add_executor_job(service.start, {"walk": str(SAMPLE_CLIP), "live": camera.url})
+        entry = MockConfigEntry(domain=DOMAIN, title="faceanon", unique_id=service.service_id,
+                                data=entry_data(service))
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        coordinator = entry.runtime_data.coordinator
+        for _ in range(100):  # the stream is open once the poll interval falls back
+            if coordinator.update_interval == FALLBACK_INTERVAL:
+                break
+            await asyncio.sleep(0.1)
+        assert coordinator.update_interval == FALLBACK_INTERVAL
+        online = entity_id(hass, entry, "live", "online")
+        assert online is not None and hass.states.get(online).state == STATE_ON
+
+        await hass.async_add_executor_job(camera.stop)
+        while (await hass.async_add_executor_job(service.camera_status))["live"]["online"]:
+            await asyncio.sleep(0.1)  # the service says offline once no frame came for 5 s
+        said_offline = time.monotonic()
+        while hass.states.get(online).state != STATE_OFF:
+            assert time.monotonic() - said_offline < 1.0, "the change was not pushed within 1 s"
+            await asyncio.sleep(0.05)
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        camera.stop()

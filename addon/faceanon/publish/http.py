@@ -24,6 +24,7 @@ from aiohttp import web
 
 from faceanon import defaults
 from faceanon.publish import CameraFeed, guard, json_default, valid_camera_name
+from faceanon.publish.events import EventStream
 from faceanon.publish.guard import GuardCounts, GuardedSite
 from faceanon.source.base import ScrubSecrets
 
@@ -96,6 +97,8 @@ class HttpServer:
         scrub_aiohttp_logs()
         self._page = resources.files("faceanon").joinpath("web/index.html").read_text("utf-8")
         self._closing = asyncio.Event()
+        self._event_stream = EventStream(self._cameras_body, self._closing,
+                                         lambda o: json.dumps(o, default=json_default))
         self._streams = 0
         self._runner: web.AppRunner | None = None
         self.app = self._build_app()
@@ -108,6 +111,7 @@ class HttpServer:
         app.router.add_get("/api/{camera}/latest.jpg", self._latest)
         app.router.add_get("/api/{camera}/stream.mjpeg", self._stream, allow_head=False)
         app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/api/events", self._events)
         app.router.add_get("/api/integration", self._integration)
         app.router.add_put("/api/integration", self._integration)
         app.on_shutdown.append(self._on_shutdown)
@@ -213,10 +217,15 @@ class HttpServer:
             body["id"] = self.service_id
         return web.json_response(body)
 
-    async def _cameras(self, _request: web.Request) -> web.Response:
+    def _cameras_body(self) -> dict[str, Any]:
         rtsp = None if self.rtsp_port is None else {"port": self.rtsp_port, "auth": self._token is not None}
-        return web.json_response({"version": self.version, "cameras": self._statuses(), "rtsp": rtsp},
-                                 dumps=lambda o: json.dumps(o, default=json_default))
+        return {"version": self.version, "cameras": self._statuses(), "rtsp": rtsp}
+
+    async def _cameras(self, _request: web.Request) -> web.Response:
+        return web.json_response(self._cameras_body(), dumps=lambda o: json.dumps(o, default=json_default))
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        return await self._event_stream.handle(request, SECURITY_HEADERS)
 
     async def _latest(self, request: web.Request) -> web.Response:
         feed = self._feed(request)
