@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+
+from faceanon.media import MediaError, write_atomic
 
 log = logging.getLogger("faceanon.service")
 
@@ -38,14 +38,9 @@ class IntegrationClaim:
                 return
             self.claimed = claimed
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".claim-")
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    json.dump({"claimed": claimed}, out)
-                os.replace(tmp, self.path)
-            except OSError as err:
-                log.warning("integration claim: not kept in %s (%s); it holds until the service restarts",
-                            self.path.parent, err.strerror or err)
+                write_atomic(self.path, json.dumps({"claimed": claimed}).encode())
+            except MediaError as err:
+                log.warning("integration claim: not kept (%s); it holds until the service restarts", err.line())
         log.info("Home Assistant's faceanon integration %s this service: MQTT discovery %s", "has" if claimed else
                  "let go of", "withdrawn (one device per camera)" if claimed else "published again")
         for listener in list(self._listeners):

@@ -54,6 +54,17 @@ async def take(source: Source, count: int, timeout: float) -> list[Frame]:
     return frames
 
 
+async def retried(source: Source, times: int, timeout: float, what: str) -> Source:
+    """Run `source` (backing off 0.2 s) until it has reconnected `times` times, then stop it."""
+    source.backoff_start = 0.2
+    source.start()
+    try:
+        await wait_for(lambda: source.reconnects >= times, timeout, what)
+    finally:
+        await asyncio.to_thread(source.stop)
+    return source
+
+
 def test_mailbox_keeps_only_the_newest_frame() -> None:
     box = Mailbox()
     calls = []
@@ -112,13 +123,7 @@ async def test_rtsp_source_reads_and_reconnects(rtsp_server) -> None:
 
 async def test_unreachable_rtsp_backs_off_and_says_why(caplog: pytest.LogCaptureFixture) -> None:
     url = f"rtsp://user:secret@127.0.0.1:{free_port()}/cam"
-    source = RtspSource("gate", url, fps=5)
-    source.backoff_start = 0.2
-    source.start()
-    try:
-        await wait_for(lambda: source.reconnects >= 3, 10, "three retries")
-    finally:
-        await asyncio.to_thread(source.stop)
+    await retried(RtspSource("gate", url, fps=5), 3, 10, "three retries")
     lines = [r.getMessage() for r in caplog.records if r.name == "faceanon.source"]
     assert lines and all(line.startswith("gate: rtsp stream lost or unreachable (") for line in lines)
     assert "secret" not in " ".join(lines) and "user:***@" in lines[0]
@@ -240,13 +245,7 @@ async def test_a_camera_behind_basic_or_digest_auth_is_read_with_the_url_credent
         assert source.kind == "snapshot" and frames[0].image.shape == (270, 480, 3)
     finally:
         await asyncio.to_thread(source.stop)
-    wrong = HttpSource("gate", url.replace("p%40ss", "guess"), fps=4)
-    wrong.backoff_start = 0.2
-    wrong.start()
-    try:
-        await wait_for(lambda: wrong.reconnects >= 1, 5, "the refusal")
-    finally:
-        await asyncio.to_thread(wrong.stop)
+    wrong = await retried(HttpSource("gate", url.replace("p%40ss", "guess"), fps=4), 1, 5, "the refusal")
     assert "401" in wrong.last_error and "guess" not in wrong.last_error
 
 
@@ -269,13 +268,7 @@ async def test_max_image_pixels_is_the_camera_s_own(clip_server: ClipServer) -> 
 
 
 async def test_http_source_rejects_a_page_that_is_no_camera(clip_server: ClipServer) -> None:
-    source = HttpSource("bad", clip_server.url("/page"), fps=4)
-    source.backoff_start = 0.2
-    source.start()
-    try:
-        await wait_for(lambda: source.reconnects >= 1, 5, "the rejection")
-    finally:
-        await asyncio.to_thread(source.stop)
+    source = await retried(HttpSource("bad", clip_server.url("/page"), fps=4), 1, 5, "the rejection")
     assert "answered text/html" in source.last_error and "expected an MJPEG stream or a JPEG snapshot" in \
         source.last_error
 

@@ -26,6 +26,15 @@ async def _user_flow(hass: HomeAssistant, data: dict) -> dict:
     return await hass.config_entries.flow.async_configure(result["flow_id"], data)
 
 
+async def _user_flow_at_a_second_address(hass: HomeAssistant, service: Service) -> dict:
+    """The user flow for the same service reached through a port forward (as localhost or a proxy would)."""
+    forward = TcpForward(service.port)
+    try:
+        return await _user_flow(hass, entry_data(service, port=forward.port))
+    finally:
+        forward.close()
+
+
 async def test_user_flow_creates_entry(hass: HomeAssistant, service: Service) -> None:
     result = await _user_flow(hass, entry_data(service))
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -42,11 +51,7 @@ async def test_the_same_service_at_another_address_is_a_duplicate(hass: HomeAssi
     result = await _user_flow(hass, entry_data(service))
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
-    forward = TcpForward(service.port)
-    try:
-        result = await _user_flow(hass, entry_data(service, port=forward.port))
-    finally:
-        forward.close()
+    result = await _user_flow_at_a_second_address(hass, service)
     assert result["type"] is FlowResultType.ABORT and result["reason"] == "already_configured"
     assert len(hass.config_entries.async_entries(DOMAIN)) == 1
 
@@ -156,11 +161,7 @@ async def test_hassio_discovery_with_the_service_id(hass: HomeAssistant, service
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY and result["result"].unique_id == service.service_id
     await hass.async_block_till_done()
-    forward = TcpForward(service.port)
-    try:
-        result = await _user_flow(hass, entry_data(service, port=forward.port))
-    finally:
-        forward.close()
+    result = await _user_flow_at_a_second_address(hass, service)
     assert result["type"] is FlowResultType.ABORT and result["reason"] == "already_configured"
 
 

@@ -69,11 +69,12 @@ class RemoteSession:
     def __init__(self, url: str, model: str, timeout_s: float = CALL_TIMEOUT_S) -> None:
         try:
             import tritonclient.grpc as grpcclient
-            from tritonclient.utils import InferenceServerException
+            from tritonclient.utils import InferenceServerException, np_to_triton_dtype
         except ImportError as err:
             raise ModelError("a remote detector needs tritonclient: pip install 'faceanon[remote]'") from err
         self._grpc = grpcclient
         self._server_error = InferenceServerException
+        self._kserve_dtype = np_to_triton_dtype
         target, tls = target_of(url)
         self.url, self.model, self.timeout_s = url, model, timeout_s
         self.client = grpcclient.InferenceServerClient(target, ssl=tls, channel_args=CHANNEL_ARGS)
@@ -114,7 +115,7 @@ class RemoteSession:
         inputs = []
         for name, array in feeds.items():
             array = np.ascontiguousarray(array)
-            tensor = grpc.InferInput(name, list(array.shape), _kserve_dtype(array.dtype))
+            tensor = grpc.InferInput(name, list(array.shape), self._kserve_dtype(array.dtype))
             tensor.set_data_from_numpy(array)
             inputs.append(tensor)
         wanted = names or [o.name for o in self._outputs]
@@ -132,8 +133,3 @@ class RemoteSession:
     def close(self) -> None:
         self.client.close()
 
-
-def _kserve_dtype(dtype: np.dtype) -> str:
-    from tritonclient.utils import np_to_triton_dtype
-
-    return np_to_triton_dtype(dtype)

@@ -240,13 +240,17 @@ class JobPool:
                 self.peers.pop(worker, None)
         self._rescue_orphans()
 
+    def _first_live(self) -> bool:
+        """Whether this worker comes first by name among the live ones: the one that takes over the dead (the
+        caller holds the lock)."""
+        return min({w for w, s in self.peers.items() if s == "online"} | {self.worker}) == self.worker
+
     def _rescue_orphans(self) -> None:
         """Take over every offline peer's session, if this worker is the first live one by name."""
         if self._stopping.is_set():
             return
         with self._lock:
-            live = sorted({w for w, s in self.peers.items() if s == "online"} | {self.worker})
-            if live[0] != self.worker:
+            if not self._first_live():
                 return
             for worker, state in self.peers.items():
                 if state == "offline" and worker != self.worker and worker not in self._rescues:
@@ -260,8 +264,7 @@ class JobPool:
                              self.worker)
         time.sleep(1.0)  # let the retained presence of every peer arrive before deciding who takes it
         with self._lock:
-            live = sorted({w for w, s in self.peers.items() if s == "online"} | {self.worker})
-            if live[0] != self.worker or self.peers.get(worker) != "offline":
+            if not self._first_live() or self.peers.get(worker) != "offline":
                 self._rescues.pop(worker, None)
                 return
         try:
