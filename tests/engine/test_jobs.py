@@ -78,11 +78,11 @@ class Results:
         self.client.disconnect()
 
 
-def start_worker(tmp: Path, broker: Mosquitto, name: str) -> subprocess.Popen:
+def start_worker(tmp: Path, broker: Mosquitto, name: str, **jobs: object) -> subprocess.Popen:
     cfg = {"mqtt": {"host": "127.0.0.1", "port": broker.port, "discovery": False},
            "http": {"port": free_port()}, "rtsp": {"enabled": False},
            # the fast plan keeps the test short on 2 cores; the default (the image plan) is the same code path
-           "jobs": {"enabled": True, "worker": name, "plan": "fast", "style": "fill", "shape": "box"},
+           "jobs": {"enabled": True, "worker": name, "plan": "fast", "style": "fill", "shape": "box", **jobs},
            "cameras": []}
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -220,4 +220,36 @@ def test_a_job_with_a_response_topic_gets_its_answer_there(tmp_path: Path, snaps
         client.disconnect()
         worker.terminate()
         worker.wait(20)
+        broker.stop()
+
+
+def test_a_worker_whose_detector_fails_publishes_nothing(tmp_path: Path, snapshots: list[bytes]):
+    """Fail closed: with a model that cannot load, a job is never answered with its raw image (nor anything else);
+    it waits, unacknowledged, in the broker."""
+    broker = Mosquitto(tmp_path)
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model" * 100)
+    worker = start_worker(tmp_path, broker, "broken", model=str(broken), plan=None)
+    got: list[str] = []
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="asker", protocol=paho.MQTTv5)
+    client.on_connect = lambda c, *_: c.subscribe("faceanon/anonymized/#", 1)
+    client.on_message = lambda _c, _u, m: got.append(m.topic)
+    try:
+        wait_online(broker, ["broken"])
+        client.connect("127.0.0.1", broker.port, 30)
+        client.loop_start()
+        time.sleep(0.5)
+        client.publish("faceanon/jobs/held", snapshots[3], qos=1).wait_for_publish(5)
+        deadline = time.monotonic() + 30
+        log = tmp_path / "broken.log"
+        while "detector unavailable, jobs wait" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.2)
+        time.sleep(3.0)
+        assert got == []
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        worker.terminate()
+        worker.wait(30)
         broker.stop()
