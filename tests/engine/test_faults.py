@@ -119,8 +119,8 @@ class FaultServer:
 
 def judge(pairs: list[tuple[np.ndarray, bytes]]) -> tuple[int, int, int]:
     """(frames judged, privacy-hold frames, faces leaked): a face the engine finds in the frame the camera sent
-    (score >= 0.43: the two walkers, not the vest) leaks when its fine detail survives in the output and less
-    than 80 % of its ellipse changed (the team's rule)."""
+    (score >= 0.43: the two walkers, not the vest) leaks when less than 80 % of its ellipse changed (the team's
+    rule, ../shared/tools/README.md), or when its fine detail survives in the output."""
     scan = verifier()
     held = leaked = 0
     for raw, jpeg in pairs:
@@ -135,7 +135,7 @@ def judge(pairs: list[tuple[np.ndarray, bytes]]) -> tuple[int, int, int]:
         for x1, y1, x2, y2 in faces.boxes[faces.scores >= 0.43]:
             region = (slice(max(int(y1), 0), int(y2)), slice(max(int(x1), 0), int(x2)))
             share = ellipse_share(changed, [x1, y1, x2 - x1, y2 - y1])
-            if correlation(raw_detail[region], out_detail[region]) >= 0.75 and (share is None or share < 0.8):
+            if share is None or share < 0.8 or correlation(raw_detail[region], out_detail[region]) >= 0.75:
                 leaked += 1
     return len(pairs), held, leaked
 
