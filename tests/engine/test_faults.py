@@ -3,7 +3,7 @@ oversized, decompression-bomb, slow, hanging, dropped and mislabelled responses)
 next to a healthy camera, each camera detecting on every frame it takes. Every output frame of every camera is
 judged against the faces the engine finds in the frame the camera sent: it must be the privacy-hold frame or have
 each face masked by the team's rule. The run prints frames judged and leaked (0), and the healthy camera keeps its
-pace while the others misbehave."""
+share of the model and is never held while the others misbehave."""
 
 from __future__ import annotations
 
@@ -174,7 +174,10 @@ async def test_hostile_cameras_never_get_a_face_out_and_never_stop_the_healthy_o
     assert leaked == 0, report
     assert judged >= 60, report
     healthy = pipelines["mjpeg_ok"]
-    assert len(healthy.pairs) >= RUN_S * 2 * 0.5, report  # at least half its 2 fps though 11 others misbehave
+    # The healthy camera is not pushed aside by the hostile ones: never held, never degraded, and at least half the
+    # frames of the busiest camera (a share, not a frame rate: this must hold on a saturated CPU too).
+    assert True not in healthy.degraded and len(healthy.pairs) >= 8, report
+    assert len(healthy.pairs) >= 0.5 * max(len(p.pairs) for p in pipelines.values()), report
     for name in ("mjpeg_corrupt", "mjpeg_truncated", "mjpeg_bomb", "snap_bomb", "snap_html"):
         assert pipelines[name].source.corrupt_frames >= 1, name  # refused before decoding, the stream went on
     for name in ("mjpeg_oversized", "mjpeg_drop", "snap_error"):
