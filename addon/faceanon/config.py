@@ -16,7 +16,7 @@ import yaml
 from faceanon import defaults
 from faceanon.detect.manifest import ModelError
 from faceanon.detect.remote import is_remote, target_of
-from faceanon.mask import SHAPES, STYLES, parse_color
+from faceanon.mask import SHAPES, STYLES, TARGETS, parse_color
 
 SAMPLE_CLIP = Path(__file__).resolve().parent / "samples" / "face-demographics-walking.gif"
 CAMERA_NAME = re.compile(r"[a-z0-9_]{1,64}\Z")  # the one rule for names in topics, URLs and the add-on
@@ -212,12 +212,15 @@ CAMERA = vol.Schema({
     vol.Optional("snapshot_interval", default=10.0): vol.All(vol.Coerce(float), vol.Range(min=0.5, max=86400)),
     vol.Optional("style", default=defaults.DEFAULT_STYLE): vol.In(STYLES),
     vol.Optional("shape", default=defaults.DEFAULT_SHAPE): vol.In(SHAPES),
+    vol.Optional("target", default="face"): vol.In(TARGETS),  # face, or the whole head (hair and ears)
     vol.Optional("fill_color", default="auto"): colour,
     vol.Optional("margin", default=defaults.DEFAULT_MARGIN): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=2.0)),
     vol.Optional("hold_seconds", default=defaults.HOLD_SECONDS): vol.All(vol.Coerce(float),
                                                                         vol.Range(min=0.0, max=30.0)),
     vol.Optional("count_hold_seconds", default=defaults.FACE_COUNT_HOLD_S): vol.All(vol.Coerce(float),
                                                                                    vol.Range(min=0.0, max=600.0)),
+    # the camera's detector score threshold; None: detector.threshold, else each model's own (its manifest)
+    vol.Optional("threshold", default=None): nullable(vol.All(vol.Coerce(float), vol.Range(min=0.05, max=0.95))),
     vol.Optional("deadline_ms", default=2000): vol.All(int, vol.Range(min=50, max=60000)),
     # JPEGs declaring more pixels are refused before decoding (a decompression bomb cannot exhaust the box)
     vol.Optional("max_image_pixels", default=defaults.MAX_IMAGE_PIXELS): vol.All(int, vol.Range(min=100_000,

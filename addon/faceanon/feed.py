@@ -99,6 +99,8 @@ class CameraFeed:
     def __init__(self, name: str, model: str = "", provider: str = "",
                  count_hold_s: float = FACE_COUNT_HOLD_S) -> None:
         self.name = name
+        self.enabled = True  # False: the camera is off (config or control): it reads and publishes nothing
+        self.controls: dict = {}  # the camera's controls as they act now (faceanon.controls.values)
         self.seq = 0
         self._latest: Anonymized | None = None
         self._changed = asyncio.Event()
@@ -159,6 +161,19 @@ class CameraFeed:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
+    def switch_off(self) -> None:
+        """The camera is turned off: its newest frame is withdrawn (publishers then have nothing to send) and its
+        figures reset, so nothing reads as live."""
+        self.enabled = False
+        self._latest = None
+        self.last_frame_at = None
+        self.privacy_degraded = False
+        self.faces_seen = self.masks_held = 0
+        self._faces = Debounced(self._faces.hold_s)
+        self.detect_ms.clear()
+        self.latency_ms.clear()
+        self._published_at.clear()
+
     async def wait_frame(self, after_seq: int, timeout: float) -> int:
         """Wait for an output frame newer than after_seq; return the new seq (after_seq on timeout)."""
         deadline = time.monotonic() + timeout
@@ -181,7 +196,8 @@ class CameraFeed:
         dropped = self.dropped_base + (self.source.dropped if self.source else 0)
         return {
             "name": self.name,
-            "online": age is not None and age < self.online_after_s,
+            "enabled": self.enabled,
+            "online": self.enabled and age is not None and age < self.online_after_s,
             "privacy_degraded": self.privacy_degraded,
             "faces": self.faces,
             "fps": self.fps(),
@@ -197,6 +213,7 @@ class CameraFeed:
             "last_frame_age_s": age,
             "rtsp_port": self.rtsp_port,
             "min_face_px": self.min_face_px,
+            "controls": dict(self.controls),
         }
 
 

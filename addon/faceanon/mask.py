@@ -22,8 +22,14 @@ import numpy as np
 
 Style = Literal["blur", "pixelate", "fill"]
 Shape = Literal["ellipse", "box"]
+Target = Literal["face", "head"]
 STYLES: tuple[str, ...] = ("blur", "pixelate", "fill")
 SHAPES: tuple[str, ...] = ("ellipse", "box")
+TARGETS: tuple[str, ...] = ("face", "head")  # "person" comes with a person detector
+# head: a face box grown into the whole head's (hair, ears, chin), as fractions of the face box's width/height:
+# left, top, right, bottom. Face detectors box the face from brows to chin; the crown is about half a face above.
+# Never less on any side than the face target's margin (0.5 of the size: a quarter each side).
+HEAD_GROWTH = (0.3, 0.7, 0.3, 0.25)
 AUTO = "auto"
 PALETTE: tuple[tuple[int, int, int], ...] = ((0, 0, 0), (255, 255, 255), (128, 128, 128))  # BGR, black first
 UNCHANGED = 24  # a pixel within this of its old value in every channel counts as unchanged (the team's rule)
@@ -39,6 +45,7 @@ class MaskStyle:
     small_face: int = 32  # px
     fill_color: tuple[int, int, int] | str = AUTO  # BGR, or "auto"
     pixel_blocks: int = 5  # pixelate: blocks across the face (Argoverse's 5x5 grid)
+    target: Target = "face"  # head: the mask covers the whole head (hair and ears too), not only the face
 
     def margin_for(self, side: float) -> float:
         if self.small_face <= 0 or side >= self.small_face:
@@ -71,11 +78,20 @@ def grow(boxes: np.ndarray, margin: float | np.ndarray, width: int, height: int)
     return np.clip(out, 0, [width, height, width, height]).astype(np.int32)
 
 
+def head_boxes(boxes: np.ndarray) -> np.ndarray:
+    """Face boxes grown into head boxes (HEAD_GROWTH), unclipped."""
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    size = np.concatenate([b[:, 2:] - b[:, :2]] * 2, 1)
+    return b + size * np.array([-HEAD_GROWTH[0], -HEAD_GROWTH[1], HEAD_GROWTH[2], HEAD_GROWTH[3]], np.float32)
+
+
 def mask_boxes(boxes: np.ndarray, style: MaskStyle, width: int, height: int) -> np.ndarray:
     """The regions `apply_masks` paints for these face boxes: each grown by its margin, as ints in the frame."""
     b = np.asarray(boxes, np.float32).reshape(-1, 4)
     sides = np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) if len(b) else np.zeros(0, np.float32)
     margins = np.array([style.margin_for(float(s)) for s in sides], np.float32)
+    if style.target == "head":  # the head box is the margin; small faces keep their extra
+        return grow(head_boxes(b), np.maximum(margins - style.margin, 0.0), width, height)
     return grow(b, margins, width, height)
 
 

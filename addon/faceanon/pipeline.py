@@ -16,13 +16,15 @@ import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from faceanon import defaults
+from faceanon import controls, defaults
 from faceanon.anonymizer import Masks, StreamAnonymizer
+from faceanon.detect.manifest import ModelError, resolve
 from faceanon.detect.plan import DetectPlan, Pass
 from faceanon.detect.plans import sized
 from faceanon.detect.shared import Detectors, WaitClock
 from faceanon.detect.stream import StreamPlan
 from faceanon.feed import Anonymized, CameraFeed, anonymize, privacy_hold_frame, wait_event
+from faceanon.hold import Hold
 from faceanon.mask import MaskStyle, parse_color
 from faceanon.source import Frame, Source, open_source
 from faceanon.source.base import one_line
@@ -53,30 +55,48 @@ def stream_plan(cam: dict, detector_cfg: dict) -> StreamPlan:
     return StreamPlan(whole, stream.full_every, stream.regions, stream.motion_width, stream.region_budget)
 
 
+def camera_threshold(cam: dict, detector_cfg: dict) -> float | None:
+    """The camera's detector threshold, else the detector section's; None: each model's own."""
+    return cam["threshold"] if cam.get("threshold") is not None else detector_cfg.get("threshold")
+
+
+def control_values(cam: dict, detector_cfg: dict) -> dict:
+    """The camera's controls as they act: with no plan or threshold of its own, the preset's plan and the main
+    model's threshold (from its manifest: known before, and without, loading the model)."""
+    threshold = camera_threshold(cam, detector_cfg)
+    if threshold is None:
+        with contextlib.suppress(ModelError):
+            threshold = resolve(stream_plan(cam, detector_cfg).full.model, detector_cfg.get("family")).threshold
+    return controls.values(cam, defaults.PRESETS[cam.get("preset") or "live"].plan, threshold)
+
+
 def mask_style(cam: dict) -> MaskStyle:
     return MaskStyle(cam["style"], cam["shape"], cam["margin"], defaults.SMALL_MARGIN, defaults.SMALL_FACE,
-                     parse_color(cam.get("fill_color") or "auto"))
+                     parse_color(cam.get("fill_color") or "auto"), target=cam.get("target") or "face")
 
 
 class CameraPipeline:
     """Runs one camera: its source thread, its detect thread, and the fail-closed guard on the event loop."""
 
     def __init__(self, cam: dict, detectors: Detectors, mqtt_cfg: dict | None = None,
-                 source: Source | None = None) -> None:
+                 source: Source | None = None, feed: CameraFeed | None = None) -> None:
         self.cam = cam
         self.name = cam["name"]
         self.detectors = detectors
         self.source = source or open_source(self.name, cam["url"], cam["detect_fps"], mqtt_cfg)
         self.source.max_pixels = cam.get("max_image_pixels") or self.source.max_pixels
         self.plan = stream_plan(cam, detectors.cfg)
-        self.feed = CameraFeed(self.name, model=self.plan.full.model, count_hold_s=cam["count_hold_seconds"])
+        # The feed outlives a pipeline: a camera turned off and on again gets a new pipeline, its publishers keep it.
+        self.feed = feed or CameraFeed(self.name, count_hold_s=cam["count_hold_seconds"])
+        self.feed.model = self.feed.model or self.plan.full.model
+        self.feed.enabled = True
         self.feed.source = self.source
         self.feed.snapshot_interval = cam["snapshot_interval"]  # read by the MQTT publisher
         self.feed.online_after_s = max(5.0, 3.0 / cam["detect_fps"])
         self.style = mask_style(cam)
         self.preset = defaults.PRESETS[cam.get("preset") or "live"]
         self.deadline = cam["deadline_ms"] / 1000
-        self.threshold = detectors.cfg.get("threshold")
+        self.threshold = camera_threshold(cam, detectors.cfg)
         self.anonymizer: StreamAnonymizer | None = None
         # One thread per camera for detection: a stalled detector holds only this camera's thread, and the
         # camera's hold and motion model are only ever touched from it.
@@ -89,6 +109,7 @@ class CameraPipeline:
         self._load_error: str | None = None
         self._good_run = 0  # anonymized frames in a row since the last failure (privacy_degraded's hysteresis)
         self.load_retry = LOAD_RETRY_S
+        self.feed.controls = self.control_values()
 
     # -- lifecycle --
     async def run(self) -> None:
@@ -121,8 +142,9 @@ class CameraPipeline:
         """Load (or reuse) every model of the camera's plan; on failure fail closed and retry with backoff."""
         delay = self.load_retry[0]
         while self.anonymizer is None:
+            plan = self.plan
             try:
-                shared = await self.detectors.get_many(self.plan.models)
+                shared = await self.detectors.get_many(plan.models)
             except Exception as err:  # ModelError, or whatever else a provider throws: fail closed, retry
                 if self._load_error is None:
                     log.error("%s: detector unavailable, output held as privacy frames (%s); retrying",
@@ -132,14 +154,45 @@ class CameraPipeline:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.load_retry[1])
                 continue
+            if self.plan.models != plan.models:
+                continue  # the plan changed while its models loaded: load the new plan's
             main = shared[self.plan.full.model]
             self.feed.model = main.manifest.name
             self.feed.provider = main.provider
             self.anonymizer = StreamAnonymizer(shared, self.plan, self.preset.hold(self.cam["hold_seconds"]),
                                                self.threshold)
+            self.feed.controls = self.control_values()
             if self._load_error:
                 log.info("%s: detector %s loaded, privacy hold lifted", self.name, self.feed.model)
             self._load_error = None
+
+    # -- controls (faceanon.controls) --
+    def control_values(self) -> dict:
+        return control_values(self.cam, self.detectors.cfg)
+
+    async def reconfigure(self, cam: dict) -> None:
+        """Take a camera config changed by a control (style, target, plan, threshold, hold time) without a gap:
+        frames go on through the current detector until the new plan's models are loaded. The hold's tracks carry
+        over, so a change never drops a mask."""
+        old, self.cam = self.cam, cam
+        self.style = mask_style(cam)
+        if cam["hold_seconds"] != old["hold_seconds"] and self.anonymizer is not None:
+            # The hold is only touched from the camera's detect thread, so the change queues there.
+            self._detect_thread.submit(self._set_hold, self.anonymizer.hold, self.preset.hold(cam["hold_seconds"]))
+        threshold = camera_threshold(cam, self.detectors.cfg)
+        if cam.get("plan") != old.get("plan") or threshold != self.threshold:
+            plan = stream_plan(cam, self.detectors.cfg)
+            if self.anonymizer is None:  # still loading: the load takes the new plan
+                self.plan, self.threshold = plan, threshold
+            else:
+                shared = await self.detectors.get_many(plan.models)  # raises ModelError: the old plan stays
+                anonymizer = StreamAnonymizer(shared, plan, self.anonymizer.hold, threshold)
+                self.plan, self.threshold, self.anonymizer = plan, threshold, anonymizer
+        self.feed.controls = self.control_values()
+
+    @staticmethod
+    def _set_hold(hold: Hold, new: Hold) -> None:
+        hold.seconds, hold.follow_seconds = new.seconds, new.follow_seconds
 
     # -- per frame --
     async def _process(self, frame: Frame) -> None:

@@ -19,10 +19,11 @@ import cv2
 
 from faceanon.claim import IntegrationClaim
 from faceanon.config import ConfigError, load_config
+from faceanon.controls import ControlError, ControlStore, changed
 from faceanon.detect.shared import Detectors
 from faceanon.feed import CameraFeed
 from faceanon.identity import service_id, state_dir
-from faceanon.pipeline import CameraPipeline
+from faceanon.pipeline import CameraPipeline, control_values
 from faceanon.source.base import one_line, redact
 
 log = logging.getLogger("faceanon.service")
@@ -97,16 +98,27 @@ class Service:
         self.broker_port = broker_port
         self.broker = None
         self.mqtt_cfg: dict | None = cfg.get("mqtt")
-        self.detectors = Detectors(cfg["detector"], sum(1 for c in cfg["cameras"] if c.get("enabled", True)))
-        self.pipelines: list[CameraPipeline] = []
+        # Each camera as the config file says, and as it runs now (the file's values under the kept controls).
+        self.file_cameras = {cam["name"]: cam for cam in cfg["cameras"]}
+        self.store = ControlStore(state_dir(cfg.get("state_dir")))
+        self.cameras = {name: self.store.restore(cam) for name, cam in self.file_cameras.items()}
+        self.detectors = Detectors(cfg["detector"], sum(1 for c in self.cameras.values() if c["enabled"]))
+        # One feed per configured camera, on or off, for the service's lifetime: publishers hold them.
+        self.feed_of = {name: CameraFeed(name, count_hold_s=cam["count_hold_seconds"])
+                        for name, cam in self.cameras.items()}
+        self.running: dict[str, tuple[CameraPipeline, asyncio.Task]] = {}
         self.worker = None  # the snapshot job worker (faceanon.worker) when jobs.enabled
         self._worker_task: asyncio.Task | None = None
         self.publishers: list = []
-        self._tasks: list[asyncio.Task] = []
+        self._control_locks: dict[str, asyncio.Lock] = {}
 
     @property
     def feeds(self) -> list[CameraFeed]:
-        return [p.feed for p in self.pipelines]
+        return list(self.feed_of.values())
+
+    @property
+    def pipelines(self) -> list[CameraPipeline]:
+        return [pipeline for pipeline, _task in self.running.values()]
 
     async def start(self) -> None:
         if self.mqtt_cfg is None:
@@ -121,18 +133,13 @@ class Service:
                 log.error("embedded MQTT broker cannot listen on %s:%d (%s); using whatever listens there",
                           host, self.broker_port, one_line(err))
             self.mqtt_cfg = mqtt_defaults(host, self.broker_port)
-        for cam in self.cfg["cameras"]:
-            if not cam.get("enabled", True):
-                log.info("%s: disabled in the config", cam["name"])
+        for cam in self.cameras.values():
+            if not cam["enabled"]:
+                self._switched_off(cam)
+                log.info("%s: off (%s)", cam["name"], "in the config" if not self.file_cameras[cam["name"]]["enabled"]
+                         else "by its control")
                 continue
-            try:
-                pipeline = CameraPipeline(cam, self.detectors, self.mqtt_cfg)
-            except Exception as err:  # a camera that cannot even be set up is skipped, the rest run
-                log.error("%s: cannot set up the camera (%s)", cam["name"], one_line(err))
-                continue
-            self.pipelines.append(pipeline)
-            log.info("%s: reading %s at %g fps", cam["name"], redact(cam["url"]), cam["detect_fps"])
-            self._tasks.append(asyncio.create_task(self._guard(pipeline), name=f"camera-{cam['name']}"))
+            self._start_camera(cam)
         if self.cfg["jobs"]["enabled"]:
             from faceanon.worker import SnapshotWorker
 
@@ -141,6 +148,60 @@ class Service:
         elif not self.pipelines:
             log.warning("no camera is running (all disabled or failing to set up): nothing will be published")
         await self._start_publishers()
+
+    def _start_camera(self, cam: dict) -> bool:
+        feed = self.feed_of[cam["name"]]
+        try:
+            pipeline = CameraPipeline(cam, self.detectors, self.mqtt_cfg, feed=feed)
+        except Exception as err:  # a camera that cannot even be set up is skipped, the rest run
+            log.error("%s: cannot set up the camera (%s)", cam["name"], one_line(err))
+            self._switched_off(cam)
+            return False
+        log.info("%s: reading %s at %g fps", cam["name"], redact(cam["url"]), cam["detect_fps"])
+        self.running[cam["name"]] = (pipeline, asyncio.create_task(self._guard(pipeline), name=f"camera-{cam['name']}"))
+        return True
+
+    def _switched_off(self, cam: dict) -> None:
+        feed = self.feed_of[cam["name"]]
+        feed.switch_off()
+        feed.controls = control_values(cam, self.cfg["detector"])
+
+    async def _stop_camera(self, name: str) -> None:
+        pipeline, task = self.running.pop(name)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        with contextlib.suppress(Exception):
+            await pipeline.stop()
+
+    async def set_controls(self, name: str, changes: dict) -> dict:
+        """Change a camera's controls (faceanon.controls): validated, kept, applied now. Returns the camera's
+        controls as they act afterwards; ControlError (and nothing changed) when the schema refuses a value, or
+        when a new plan's model cannot load."""
+        if name not in self.cameras:
+            raise KeyError(name)
+        async with self._control_locks.setdefault(name, asyncio.Lock()):
+            old = self.cameras[name]
+            new = changed(old, changes)
+            if new["enabled"] and old["enabled"] and name in self.running:
+                try:
+                    await self.running[name][0].reconfigure(new)
+                except Exception as err:  # the new plan's model: nothing changes
+                    raise ControlError(f"plan: cannot load its model ({one_line(err)})") from err
+            self.cameras[name] = new
+            await asyncio.to_thread(self.store.keep, self.file_cameras[name], new)
+            if not new["enabled"] and name in self.running:
+                await self._stop_camera(name)
+                self._switched_off(new)
+                log.info("%s: turned off; it reads and publishes nothing", name)
+            elif new["enabled"] and name not in self.running:
+                if self._start_camera(new):
+                    log.info("%s: turned on", name)
+            elif not new["enabled"]:
+                self._switched_off(new)
+            log.info("%s: controls now %s", name, {k: v for k, v in self.feed_of[name].controls.items()
+                                                     if k in changes})
+            return dict(self.feed_of[name].controls)
 
     async def _guard(self, pipeline: CameraPipeline) -> None:
         """Keep a camera's pipeline running; a crash restarts it (its sources and threads stay its own)."""
@@ -180,7 +241,8 @@ class Service:
             from faceanon.publish.mqtt import MqttPublisher
 
             def mqtt_publisher() -> MqttPublisher:
-                publisher = MqttPublisher(self.mqtt_cfg, self.feeds, self.version, claimed=lambda: self.claim.claimed)
+                publisher = MqttPublisher(self.mqtt_cfg, self.feeds, self.version, claimed=lambda: self.claim.claimed,
+                                          set_controls=self.set_controls)
                 self.claim.subscribe(publisher.claim_changed)
                 return publisher
 
@@ -192,7 +254,8 @@ class Service:
 
             def http_server() -> HttpServer:
                 server = HttpServer(self.cfg["http"], self.feeds, self.version, rtsp_port=rtsp_port,
-                                    service_id=self.service_id, claim=self.claim)
+                                    service_id=self.service_id, claim=self.claim,
+                                    set_controls=self.set_controls)
                 server.serves_jobs = self.worker is not None
                 return server
 
@@ -219,9 +282,10 @@ class Service:
                 await asyncio.wait_for(publisher.stop(), 10)
             except Exception as err:
                 log.error("%s did not stop cleanly (%s)", type(publisher).__name__, one_line(err))
-        for task in self._tasks:
+        tasks = [task for _pipeline, task in self.running.values()]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await asyncio.gather(*(p.stop() for p in self.pipelines), return_exceptions=True)

@@ -85,6 +85,7 @@ CAMERA_OPTIONS = vol.Schema({
     vol.Optional("detect_fps"): _float(0.1, 30),
     vol.Optional("fps"): _float(0.1, 30),  # the earlier name of detect_fps
     vol.Required("style"): vol.In(["blur", "pixelate", "fill"]),
+    vol.Optional("target"): vol.In(["face", "head"]),
     vol.Optional("enabled"): bool,
     vol.Optional("detect_size"): _int(0, 4096),
     vol.Optional("tile"): _int(0, 2048),
@@ -289,7 +290,7 @@ def build_config(options: dict[str, Any], service: dict[str, Any], token: str, h
             "margin": options["margin"],
             "hold_seconds": options["hold_seconds"],
         }
-        for key in ("detect_size", "tile", "restream"):
+        for key in ("target", "detect_size", "tile", "restream"):
             if key in cam:
                 entry[key] = cam[key]
         cameras.append(entry)

@@ -8,10 +8,25 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from .api import FaceanonClient, FaceanonError
-from .const import LOGGER, MANUFACTURER
+from .const import CONF_ADDON, LOGGER, MANUFACTURER
 from .coordinator import FaceanonConfigEntry, FaceanonCoordinator, FaceanonData, service_identifier
 
-PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.CAMERA, Platform.SENSOR]
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.CAMERA,
+    Platform.NUMBER,
+    Platform.SELECT,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
+
+
+def configuration_url(entry: FaceanonConfigEntry, client: FaceanonClient) -> str:
+    """The add-on's web page inside Home Assistant (ingress: no token to type); else the service's own page, which
+    asks for the token when the service has one."""
+    if slug := entry.data.get(CONF_ADDON):
+        return f"homeassistant://hassio/ingress/{slug}"
+    return str(client.url)
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: FaceanonConfigEntry) -> bool:
@@ -30,7 +45,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: FaceanonConfigEntry) -> 
         manufacturer=MANUFACTURER,
         model="faceanon service",
         sw_version=coordinator.data.version,
-        configuration_url=str(client.url),
+        configuration_url=configuration_url(entry, client),
     )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # Push updates: the task ends with the entry (HA cancels an entry's background tasks on unload).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from http import HTTPStatus
 from typing import Any, Self
 
@@ -41,6 +41,33 @@ class Health:
 
 
 @dataclass(frozen=True, slots=True)
+class Controls:
+    """A camera's controls as they act now (the service's `controls` of a camera)."""
+
+    enabled: bool
+    style: str
+    target: str
+    plan: str
+    threshold: float | None
+    hold_seconds: float
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Controls | None:
+        """None for a service too old to have controls."""
+        if not isinstance(data, dict) or "style" not in data:
+            return None
+        threshold = data.get("threshold")
+        return cls(
+            bool(data.get("enabled", True)),
+            str(data["style"]),
+            str(data.get("target") or "face"),
+            str(data.get("plan") or ""),
+            None if threshold is None else float(threshold),
+            float(data.get("hold_seconds") or 0.0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class CameraStatus:
     """One entry of `GET /api/cameras` (the service's CameraStatus)."""
 
@@ -59,11 +86,15 @@ class CameraStatus:
     width: int
     height: int
     last_frame_age_s: float | None
+    enabled: bool = True  # False: the camera is off (it reads and publishes nothing)
+    controls: Controls | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         # Unknown keys are ignored so that a newer service does not break an older integration.
         values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}
+        values["enabled"] = bool(data.get("enabled", True))
+        values["controls"] = Controls.from_dict(data.get("controls"))
         return cls(**values)
 
 
@@ -74,13 +105,23 @@ class ServiceState:
     version: str
     cameras: dict[str, CameraStatus]
     rtsp_port: int | None = None  # the service's built-in RTSP restream, when it runs
+    # What the controls take: {"style": [...], "target": [...], "plan": [...], "threshold": {"min", "max", "step"},
+    # "hold_seconds": {...}}; empty for a service without controls.
+    control_options: dict[str, Any] = field(default_factory=dict)
+
+    def with_controls(self, camera: str, controls: Controls) -> ServiceState:
+        """This state with one camera's controls replaced (the service's answer to a change)."""
+        status = replace(self.cameras[camera], controls=controls, enabled=controls.enabled)
+        return replace(self, cameras={**self.cameras, camera: status})
 
 
 def _service_state(data: dict[str, Any]) -> ServiceState:
     cameras = [CameraStatus.from_dict(item) for item in data["cameras"]]
     rtsp = data.get("rtsp")
     port = int(rtsp["port"]) if isinstance(rtsp, dict) and rtsp.get("port") else None
-    return ServiceState(data["version"], {camera.name: camera for camera in cameras}, port)
+    options = data.get("controls")
+    return ServiceState(data["version"], {camera.name: camera for camera in cameras}, port,
+                        options if isinstance(options, dict) else {})
 
 
 class FaceanonClient:
@@ -171,6 +212,34 @@ class FaceanonClient:
                     return True
         except (TimeoutError, aiohttp.ClientError) as err:
             raise FaceanonConnectionError(f"{self.url}: {str(err) or type(err).__name__}") from err
+
+    async def set_controls(self, camera: str, changes: dict[str, Any]) -> Controls:
+        """`PUT /api/<camera>/controls`: change the camera's controls; the service validates and keeps them.
+        FaceanonError with the service's reason when it refuses a value."""
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                async with self._session.put(
+                    self.url / "api" / camera / "controls", json=changes, headers=self._headers
+                ) as response:
+                    if response.status == HTTPStatus.BAD_REQUEST:
+                        raise FaceanonError(await self._reason(response))
+                    self._raise_for_status(response)
+                    data = await response.json()
+        except (TimeoutError, aiohttp.ClientError) as err:
+            raise FaceanonConnectionError(f"{self.url}: {str(err) or type(err).__name__}") from err
+        controls = Controls.from_dict(data.get("values") if isinstance(data, dict) else None)
+        if controls is None:
+            raise FaceanonError(f"{self.url}: the service answered no controls for {camera}")
+        return controls
+
+    @staticmethod
+    async def _reason(response: aiohttp.ClientResponse) -> str:
+        try:
+            body = await response.json(content_type=None)
+        except (ValueError, aiohttp.ClientError):
+            body = None
+        error = body.get("error") if isinstance(body, dict) else None
+        return str(error) if error else f"HTTP {response.status}"
 
     async def _get_json(self, path: str) -> dict[str, Any]:
         try:

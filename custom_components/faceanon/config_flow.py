@@ -13,7 +13,7 @@ from homeassistant.helpers.selector import TextSelector, TextSelectorConfig, Tex
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 
 from .api import FaceanonAuthError, FaceanonClient, FaceanonConnectionError, FaceanonError, Health
-from .const import DEFAULT_PORT, DOMAIN, LOGGER
+from .const import CONF_ADDON, DEFAULT_PORT, DOMAIN, LOGGER
 
 TOKEN_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 
@@ -142,6 +142,8 @@ class FaceanonConfigFlow(ConfigFlow, domain=DOMAIN):
         data = {CONF_HOST: config[CONF_HOST], CONF_PORT: int(config.get(CONF_PORT, DEFAULT_PORT))}
         if config.get(CONF_TOKEN):
             data[CONF_TOKEN] = config[CONF_TOKEN]
+        if discovery_info.slug:  # the device page links to the add-on's web page in Home Assistant (ingress)
+            data[CONF_ADDON] = discovery_info.slug
         # The add-on announces its service id with its address (an older one only its address).
         announced = str(config["id"]) if config.get("id") else None
         await self.async_set_unique_id(announced or _address_id(data[CONF_HOST], data[CONF_PORT]))

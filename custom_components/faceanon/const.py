@@ -16,3 +16,4 @@ SCAN_INTERVAL: Final = timedelta(seconds=5)
 # While the service pushes its status (`/api/events`: every change at once, and at least every 30 s), polling is
 # only a safety net.
 FALLBACK_INTERVAL: Final = timedelta(seconds=60)
+CONF_ADDON: Final = "addon"  # the add-on's slug, for entries the Supervisor discovered

@@ -1,16 +1,19 @@
-"""The base entity: one device per camera, under the service's device."""
+"""The base entities: one device per camera, under the service's device; a camera's controls."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
+from homeassistant.const import EntityCategory
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .api import CameraStatus
-from .const import MANUFACTURER
+from .api import CameraStatus, Controls, FaceanonError
+from .const import DOMAIN, MANUFACTURER
 from .coordinator import FaceanonConfigEntry, FaceanonCoordinator, camera_identifier, service_identifier
 
 
@@ -65,3 +68,32 @@ def add_camera_entities(
 
     add_new()
     entry.async_on_unload(coordinator.async_add_listener(add_new))
+
+
+class FaceanonControlEntity(FaceanonEntity):
+    """A control of one camera (the service's `/api/<camera>/controls`): usable while the camera is off, since
+    one of them turns it on again; unavailable with a service too old to have controls."""
+
+    _attr_entity_category = EntityCategory.CONFIG
+    needs_online = False
+
+    @property
+    def controls(self) -> Controls | None:
+        status = self.status
+        return None if status is None else status.controls
+
+    @property
+    def available(self) -> bool:
+        return super().available and self.controls is not None
+
+    async def _change(self, **changes: Any) -> None:
+        """Send the change; the service's answer (the controls as they act now) updates every entity at once."""
+        try:
+            controls = await self.coordinator.client.set_controls(self.camera, changes)
+        except FaceanonError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="control_failed",
+                translation_placeholders={"camera": self.camera, "error": str(err)},
+            ) from err
+        self.coordinator.async_set_updated_data(self.coordinator.data.with_controls(self.camera, controls))

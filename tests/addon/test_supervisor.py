@@ -16,7 +16,7 @@ OPTIONS = {
     "cameras": [
         {"name": "demo", "url": "demo", "detect_fps": 5, "style": "blur"},
         {"name": "front_door", "url": "rtsp://frigate:8554/front_door", "detect_fps": 2.5, "style": "pixelate",
-         "detect_size": 1280, "tile": 640, "snapshot_interval": 30, "enabled": False,
+         "detect_size": 1280, "tile": 640, "snapshot_interval": 30, "enabled": False, "target": "head",
          "restream": "rtsp://ccab4aaf-frigate:8554/front_door_anonymized"},
     ],
     "model": "centerface", "threads": 0, "snapshot_interval": 10, "shape": "box", "margin": 0.4,
@@ -39,6 +39,7 @@ def test_options_become_a_valid_service_config(tmp_path: Path) -> None:
     assert demo["url"] == str(service_config.SAMPLE_CLIP) == str(supervisor.DEMO_CLIP)
     assert demo["snapshot_interval"] == 10 and demo["detect_size"] is None  # the service's default: the preset's
     assert (door["detect_fps"], door["detect_size"], door["tile"], door["snapshot_interval"]) == (2.5, 1280, 640, 30)
+    assert door["target"] == "head"
     assert door["enabled"] is False and door["style"] == "pixelate"
     assert (door["shape"], door["margin"], door["hold_seconds"]) == ("box", 0.4, 2.0)
     assert cfg["http"] == {"host": "0.0.0.0", "port": 8099, "token": "tok", "ingress_only": True}

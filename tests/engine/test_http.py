@@ -124,7 +124,12 @@ async def test_bearer_token(anonymized_frames):
     async with serving([feed], token=token) as (_server, url), session() as http:
         async with http.get(f"{url}/api/health") as r:
             assert r.status == 200  # the watchdog's route stays open
-        for path in ("/", "/api/cameras", "/api/lobby/latest.jpg", "/api/lobby/stream.mjpeg", "/metrics"):
+        # The page holds no camera data: a browser gets it, and it asks for the token (the API's 401 tells it to).
+        async with http.get(f"{url}/") as r:
+            page = await r.text()
+            assert r.status == 200 and 'id="login"' in page and "\xff\xd8" not in page
+        for path in ("/api/cameras", "/api/lobby/latest.jpg", "/api/lobby/stream.mjpeg", "/metrics",
+                     "/api/lobby/controls"):
             async with http.get(url + path) as r:
                 assert r.status == 401, path
                 assert r.headers["WWW-Authenticate"].startswith("Bearer")

@@ -191,6 +191,10 @@ async def test_retained_topics_of_a_removed_camera_are_cleared(mosquitto, listen
         await publisher.stop()
 
 
+CONTROL_ENTITIES = (("switch", "enabled"), ("select", "style"), ("select", "target"), ("select", "plan"),
+                    ("number", "threshold"), ("number", "hold_seconds"))
+
+
 async def test_home_assistant_discovery(mosquitto, listener):
     # A retained config of a camera since removed from the config: the publisher clears it.
     stale = "homeassistant/sensor/faceanon/garage_faces/config"
@@ -208,15 +212,24 @@ async def test_home_assistant_discovery(mosquitto, listener):
         expected = {f"homeassistant/{component}/faceanon/{cam}_{key}/config"
                     for cam in ("lobby", "back_door")
                     for component, key in (("camera", "snapshot"), ("sensor", "faces"), ("sensor", "fps"),
-                                           ("binary_sensor", "privacy_degraded"), ("sensor", "detect_latency"))}
+                                           ("binary_sensor", "privacy_degraded"), ("sensor", "detect_ms_p95"),
+                                           ("sensor", "fail_closed_frames"), *CONTROL_ENTITIES)}
         configs = {t: json.loads(await listener.until(t)) for t in sorted(expected)}
         assert await listener.until(stale, lambda p: p == b"") == b""
 
         unique_ids = [c["unique_id"] for c in configs.values()]
-        assert len(set(unique_ids)) == len(unique_ids) == 10
+        assert len(set(unique_ids)) == len(unique_ids) == 24
         for topic, cfg in configs.items():
             cam = next(c for c in ("back_door", "lobby") if topic.split("/")[3].startswith(c))
-            assert cfg["availability"] == [{"topic": "faceanon/available"}, {"topic": f"faceanon/{cam}/available"}]
+            if "command_topic" in cfg:  # a control works while its camera is off (to turn it on)
+                assert cfg["availability"] == [{"topic": "faceanon/available"}]
+                assert cfg["entity_category"] == "config"
+                key = topic.split("/")[3][len(cam) + 1:]
+                assert cfg["command_topic"] == f"faceanon/{cam}/{key}/set"
+                assert cfg["state_topic"] == f"faceanon/{cam}/{key}/state"
+            else:
+                assert cfg["availability"] == [{"topic": "faceanon/available"},
+                                               {"topic": f"faceanon/{cam}/available"}]
             assert cfg["availability_mode"] == "all"
             assert cfg["unique_id"].startswith(f"faceanon_{cam}_")
             device = cfg["device"]
@@ -234,11 +247,17 @@ async def test_home_assistant_discovery(mosquitto, listener):
         assert degraded["device_class"] == "problem"
         assert (degraded["state_topic"], degraded["payload_on"], degraded["payload_off"]) == (
             "faceanon/lobby/privacy_degraded", "ON", "OFF")
-        for key, field in (("fps", "fps"), ("detect_latency", "detect_ms_p50")):
+        # The same names, units and figures as the integration's entities (p95 latency, not p50).
+        for key, name, unit in (("fps", "Frame rate", "fps"), ("detect_ms_p95", "Detection latency (p95)", "ms"),
+                                ("fail_closed_frames", "Fail-closed frames", "frames")):
             sensor = configs[lobby.format("sensor", key)]
             assert sensor["entity_category"] == "diagnostic" and sensor["state_topic"] == "faceanon/lobby/state"
-            assert sensor["value_template"] == f"{{{{ value_json.{field} }}}}"
-        assert configs[lobby.format("sensor", "detect_latency")]["unit_of_measurement"] == "ms"
+            assert sensor["value_template"] == f"{{{{ value_json.{key} }}}}"
+            assert (sensor["name"], sensor["unit_of_measurement"]) == (name, unit)
+        assert configs[lobby.format("sensor", "faces")]["unit_of_measurement"] == "faces"
+        hold = configs[lobby.format("number", "hold_seconds")]
+        assert (hold["min"], hold["max"], hold["step"], hold["unit_of_measurement"]) == (0.0, 30.0, 0.5, "s")
+        assert configs[lobby.format("select", "target")]["options"] == ["face", "head"]
 
         # Home Assistant restarts (and say its broker lost the retained configs): `online` brings them back.
         for topic in expected:

@@ -76,7 +76,10 @@ async def test_broken_cameras_do_not_stop_the_others(mosquitto) -> None:
     await service.start()
     try:
         feeds = {f.name: f for f in service.feeds}
-        assert sorted(feeds) == ["dead_http", "dead_rtsp", "demo"]  # the disabled camera is not run
+        # The camera off in the config is listed (Home Assistant keeps its device) but not run.
+        assert sorted(feeds) == ["dead_http", "dead_rtsp", "demo", "off"]
+        assert sorted(service.running) == ["dead_http", "dead_rtsp", "demo"]
+        assert not feeds["off"].enabled and feeds["off"].latest_jpeg is None
         seq = 0
         for _ in range(4):
             seq = await feeds["demo"].wait_frame(seq, 10)
@@ -92,7 +95,7 @@ async def test_broken_cameras_do_not_stop_the_others(mosquitto) -> None:
             assert sub.get("faceanon/available") == b"online"
     finally:
         await service.stop()
-    assert all(t.done() for t in service._tasks)
+    assert all(task.done() for _pipeline, task in service.running.values())
     if service.publishers:
         await eventually(lambda: sub.get("faceanon/available") == b"offline", 5, "offline")
     sub.close()

@@ -146,6 +146,16 @@ class Service:
         except urllib.error.HTTPError as err:
             return err.code, err.read()
 
+    def put(self, path: str, body: Any) -> tuple[int, Any]:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=json.dumps(body).encode(),
+                                         method="PUT", headers={"Authorization": f"Bearer {self.token}",
+                                                                "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
     def camera_status(self) -> dict[str, dict[str, Any]]:
         status, body = self.get("/api/cameras")
         assert status == 200, body

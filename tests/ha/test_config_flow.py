@@ -11,6 +11,7 @@ from homeassistant.config_entries import SOURCE_HASSIO, SOURCE_USER, ConfigEntry
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -141,8 +142,11 @@ async def test_hassio_discovery(hass: HomeAssistant, service: Service) -> None:
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "faceanon"
-    assert result["data"] == entry_data(service)
+    assert result["data"] == entry_data(service, addon="faceanon")
     await hass.async_block_till_done()
+    # The service's device links to the add-on's page in Home Assistant (ingress), which needs no token.
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, result["result"].unique_id)})
+    assert device is not None and device.configuration_url == "homeassistant://hassio/ingress/faceanon"
 
     # The add-on announces itself again with a new token: the entry takes it, no second entry.
     result = await hass.config_entries.flow.async_init(

@@ -9,7 +9,7 @@ from faceanon import defaults
 from faceanon.detect import FAMILIES, FaceDetector, ModelError, load_models
 from faceanon.detect.plan import DetectPlan, Pass, Scanner
 from faceanon.detect.plans import PLANS, PlanError, capped, resolve_plan
-from faceanon.mask import SHAPES, STYLES, MaskStyle, parse_color
+from faceanon.mask import SHAPES, STYLES, TARGETS, MaskStyle, parse_color
 
 PROG = "faceanon"
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -57,6 +57,8 @@ def add_mask_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--style", choices=STYLES, default=defaults.DEFAULT_STYLE,
                    help="how faces are hidden (default %(default)s; fill is the only style that changes every "
                         "face pixel, see models/README.md)")
+    g.add_argument("--target", choices=TARGETS, default="face",
+                   help="what each mask covers: the face, or the whole head with hair and ears (default %(default)s)")
     g.add_argument("--shape", choices=SHAPES, default=defaults.DEFAULT_SHAPE, help="mask shape (default %(default)s)")
     g.add_argument("--margin", type=float, default=defaults.DEFAULT_MARGIN, metavar="M",
                    help=f"grow each face box by this fraction of its size (default {defaults.DEFAULT_MARGIN}; "
@@ -77,7 +79,7 @@ def plan_from(args: argparse.Namespace) -> DetectPlan:
 def mask_style_from(args: argparse.Namespace) -> MaskStyle:
     return MaskStyle(style=args.style, shape=args.shape, margin=args.margin,
                      small_margin=defaults.SMALL_MARGIN, small_face=defaults.SMALL_FACE,
-                     fill_color=parse_color(args.fill_color))
+                     fill_color=parse_color(args.fill_color), target=args.target)
 
 
 def check_options(args: argparse.Namespace) -> str | None:

@@ -1,9 +1,9 @@
 """`GET /api/events`: server-sent events with the cameras' status, pushed when something a user sees changes.
 
 An event `cameras` carries the body of `GET /api/cameras`. It goes out at once on connecting; then within
-CHECK_S of a change in any camera's face count, privacy state, online state or set of cameras; and at least every
-REFRESH_S for the figures (fps, latency) that move all the time. A comment line every KEEPALIVE_S keeps proxies
-from closing an idle stream. Home Assistant's integration listens here and polls only while it cannot.
+CHECK_S of a change in any camera's face count, privacy state, online state, controls or set of cameras; and at
+least every REFRESH_S for the figures (fps, latency) that move all the time. A comment line every KEEPALIVE_S keeps
+proxies from closing an idle stream. Home Assistant's integration listens here and polls only while it cannot.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ MAX_LISTENERS = 16
 
 
 def signature(body: dict[str, Any]) -> tuple:
-    """What must reach a dashboard at once: each camera's count, privacy and online state."""
-    return tuple((c.get("name"), c.get("faces"), c.get("privacy_degraded"), c.get("online"))
-                 for c in body.get("cameras", []))
+    """What must reach a dashboard at once: each camera's count, privacy and online state, and its controls."""
+    return tuple((c.get("name"), c.get("faces"), c.get("privacy_degraded"), c.get("online"),
+                  json.dumps(c.get("controls"), sort_keys=True, default=str)) for c in body.get("cameras", []))
 
 
 class EventStream:

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from aiohttp import web
 
-from faceanon import defaults
+from faceanon import controls, defaults
 from faceanon.publish import CameraFeed, guard, json_default, valid_camera_name
 from faceanon.publish.events import EventStream
 from faceanon.publish.guard import GuardCounts, GuardedSite
@@ -57,6 +57,8 @@ SECURITY_HEADERS = {
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Change a camera's controls: (camera, {control: value}) -> its controls now; ControlError, KeyError (no camera).
+SetControls = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
@@ -79,7 +81,8 @@ class HttpServer:
 
     def __init__(self, http_config: dict[str, Any], feeds: Iterable[CameraFeed], version: str, *,
                  ingress_peer: str = INGRESS_PEER, rtsp_port: int | None = None,
-                 service_id: str | None = None, claim: IntegrationClaim | None = None) -> None:
+                 service_id: str | None = None, claim: IntegrationClaim | None = None,
+                 set_controls: SetControls | None = None) -> None:
         cfg = http_config or {}
         self.host: str = cfg.get("host") or "127.0.0.1"
         self.port = int(cfg["port"]) if cfg.get("port") is not None else 8099  # 0: any free port (see .port)
@@ -90,6 +93,7 @@ class HttpServer:
         self.guard = GuardCounts()  # the connection guard's figures once started (publish/guard.py)
         self.claim = claim  # Home Assistant's integration has the service (faceanon.claim); None: not offered
         self.service_id = service_id  # stable per installation (faceanon.identity): Home Assistant's unique id
+        self.set_controls = set_controls  # the service's (faceanon.service.Service.set_controls); None: read-only
         self.serves_jobs = False  # the process also runs a snapshot worker (faceanon.worker): zero cameras is fine
         self.version = version
         self.rtsp_port = rtsp_port  # the built-in RTSP server's, for clients building stream URLs
@@ -110,6 +114,8 @@ class HttpServer:
         app.router.add_get("/api/cameras", self._cameras)
         app.router.add_get("/api/{camera}/latest.jpg", self._latest)
         app.router.add_get("/api/{camera}/stream.mjpeg", self._stream, allow_head=False)
+        app.router.add_get("/api/{camera}/controls", self._controls)
+        app.router.add_put("/api/{camera}/controls", self._controls)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/api/events", self._events)
         app.router.add_get("/api/integration", self._integration)
@@ -167,7 +173,10 @@ class HttpServer:
 
     @web.middleware
     async def _auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path == "/api/health" or self._token_ok(request):
+        # The page itself holds no camera data (it asks for the token when the API wants one), so a browser opening
+        # the service's address (Home Assistant's device link) gets the page, not a 401.
+        page = request.path == "/" and not (self.ingress_only and self._token is None)
+        if page or request.path == "/api/health" or self._token_ok(request):
             return await handler(request)
         if self.ingress_only:
             if request.remote == self.ingress_peer:
@@ -200,11 +209,12 @@ class HttpServer:
     async def _health(self, _request: web.Request) -> web.Response:
         statuses = self._statuses()
         degraded = [s["name"] for s in statuses if s.get("privacy_degraded")]
-        if not self.feeds and not self.serves_jobs:
-            state = "idle"  # every camera disabled or failing to set up: nothing is anonymized, which is not "ok"
+        running = [feed for feed in self.feeds.values() if getattr(feed, "enabled", True)]
+        if not running and not self.serves_jobs:
+            state = "idle"  # every camera off or failing to set up: nothing is anonymized, which is not "ok"
         elif degraded:
             state = "degraded"
-        elif any(feed.latest_jpeg is None for feed in self.feeds.values()):
+        elif any(feed.latest_jpeg is None for feed in running):
             state = "starting"
         else:
             state = "ok"
@@ -219,7 +229,7 @@ class HttpServer:
 
     def _cameras_body(self) -> dict[str, Any]:
         rtsp = None if self.rtsp_port is None else {"port": self.rtsp_port, "auth": self._token is not None}
-        return {"version": self.version, "cameras": self._statuses(), "rtsp": rtsp}
+        return {"version": self.version, "cameras": self._statuses(), "rtsp": rtsp, "controls": controls.options()}
 
     async def _cameras(self, _request: web.Request) -> web.Response:
         return web.json_response(self._cameras_body(), dumps=lambda o: json.dumps(o, default=json_default))
@@ -230,6 +240,8 @@ class HttpServer:
     async def _latest(self, request: web.Request) -> web.Response:
         feed = self._feed(request)
         jpeg = feed.latest_jpeg
+        if not getattr(feed, "enabled", True):
+            return _error(503, "the camera is off")
         if jpeg is None:
             return _error(503, "no anonymized frame yet", **{"Retry-After": "1"})
         height = request.query.get("h")
@@ -242,6 +254,8 @@ class HttpServer:
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         feed = self._feed(request)
+        if not getattr(feed, "enabled", True):
+            return _error(503, "the camera is off")
         if self._streams >= MAX_STREAMS:
             return _error(503, f"too many streams (at most {MAX_STREAMS})", **{"Retry-After": "5"})
         response = web.StreamResponse(headers={
@@ -282,6 +296,24 @@ class HttpServer:
             for task in (frame, closing):
                 task.cancel()
             await asyncio.gather(frame, closing, return_exceptions=True)
+
+    async def _controls(self, request: web.Request) -> web.Response:
+        """GET: the camera's controls and what each takes; PUT {control: value, ...}: change them (validated like
+        the config, kept over restarts). Answers the controls as they act afterwards."""
+        feed = self._feed(request)
+        if request.method == "PUT":
+            if self.set_controls is None:
+                return _error(405, "this service's controls cannot be changed")
+            try:
+                body = await request.json()
+            except ValueError:
+                return _error(400, "expected a JSON object of controls")
+            try:
+                await self.set_controls(feed.name, body)
+            except controls.ControlError as err:
+                return _error(400, str(err))
+        values = dict(getattr(feed, "controls", {}))
+        return web.json_response({"name": feed.name, "values": values, "options": controls.options(values.get("plan"))})
 
     async def _integration(self, request: web.Request) -> web.Response:
         """GET: whether Home Assistant's integration has this service; PUT {"claimed": bool}: it takes or releases

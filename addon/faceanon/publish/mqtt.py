@@ -17,13 +17,14 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from faceanon import controls
 from faceanon.publish import CameraFeed, json_default, snapshot_interval
 from faceanon.source.broker import BrokerConfigError, apply_credentials
 
@@ -33,7 +34,9 @@ log = logging.getLogger(__name__)
 # that every entity of a camera writes well under 1,000 recorder rows an hour (tests/engine/test_mqtt_quiet.py).
 STATE_PERIOD = 30.0  # seconds between `<camera>/state` publishes (also on a privacy or face-count change)
 EXPIRE_AFTER = int(3 * STATE_PERIOD)  # state-fed sensors go unavailable when a frozen service stops sending
-CAMERA_TOPICS = ("snapshot", "faces", "state", "info", "available", "privacy_degraded")  # retained, per camera
+# Retained, per camera; each control also has `<camera>/<control>/state` (and takes `<camera>/<control>/set`).
+CAMERA_TOPICS = ("snapshot", "faces", "state", "info", "available", "privacy_degraded",
+                 *(f"{key}/state" for key in controls.CONTROL_KEYS))
 INFO_KEYS = ("model", "provider", "width", "height", "rtsp_port")  # `<camera>/info`: the camera's attributes
 FACE_SNAPSHOT_GAP = 1.0  # a face-count change publishes a snapshot, at most this often
 POLL = 1.0  # how long a camera's follower waits for a frame before it looks at the status again
@@ -57,10 +60,11 @@ class _Published:
     state_at: float | None = None
     info: str | None = None
     online: bool | None = None
+    controls: dict[str, str] | None = None
 
     def reset(self) -> None:
         self.snapshot_seq = self.snapshot_faces = self.faces = self.degraded = self.state_at = self.info = None
-        self.online = None
+        self.online = self.controls = None
 
 
 def node_id(topic_prefix: str) -> str:
@@ -85,31 +89,81 @@ def discovery_configs(feeds: Iterable[CameraFeed], topic_prefix: str, discovery_
             # attributes would write a recorder row each time.
             ("camera", "snapshot", {"name": None, "topic": f"{base}/snapshot", "icon": "mdi:cctv",
                                     "json_attributes_topic": f"{base}/info"}),
+            # Names, units and meanings as the integration's entities (custom_components/faceanon).
             ("sensor", "faces", {"name": "Faces", "state_topic": f"{base}/faces", "state_class": "measurement",
-                                 "icon": "mdi:face-recognition"}),
+                                 "unit_of_measurement": "faces", "icon": "mdi:face-recognition"}),
             ("binary_sensor", "privacy_degraded", {"name": "Privacy degraded",
                                                    "state_topic": f"{base}/privacy_degraded",
                                                    "device_class": "problem", "payload_on": "ON",
                                                    "payload_off": "OFF"}),
-            ("sensor", "fps", {"name": "FPS", "state_topic": f"{base}/state", "value_template": "{{ value_json.fps }}",
+            ("sensor", "fps", {"name": "Frame rate", "state_topic": f"{base}/state",
+                               "value_template": "{{ value_json.fps }}",
                                "unit_of_measurement": "fps", "state_class": "measurement",
                                "suggested_display_precision": 1, "entity_category": "diagnostic",
                                "icon": "mdi:speedometer", "expire_after": EXPIRE_AFTER}),
-            ("sensor", "detect_latency", {"name": "Detect latency", "state_topic": f"{base}/state",
-                                          "value_template": "{{ value_json.detect_ms_p50 }}",
-                                          "unit_of_measurement": "ms", "device_class": "duration",
-                                          "state_class": "measurement", "suggested_display_precision": 0,
-                                          "entity_category": "diagnostic", "expire_after": EXPIRE_AFTER}),
+            ("sensor", "detect_ms_p95", {"name": "Detection latency (p95)", "state_topic": f"{base}/state",
+                                         "value_template": "{{ value_json.detect_ms_p95 }}",
+                                         "unit_of_measurement": "ms", "device_class": "duration",
+                                         "state_class": "measurement", "suggested_display_precision": 0,
+                                         "entity_category": "diagnostic", "icon": "mdi:timer-outline",
+                                         "expire_after": EXPIRE_AFTER}),
+            ("sensor", "fail_closed_frames", {"name": "Fail-closed frames", "state_topic": f"{base}/state",
+                                              "value_template": "{{ value_json.fail_closed_frames }}",
+                                              "unit_of_measurement": "frames", "state_class": "total_increasing",
+                                              "entity_category": "diagnostic", "icon": "mdi:shield-lock-outline",
+                                              "expire_after": EXPIRE_AFTER}),
         ]
-        for component, key, fields in entities:
-            # Available while the service AND this camera are: a dead camera is unavailable, not "0 faces".
-            payload = {**fields, "unique_id": f"{node}_{cam}_{key}",
-                       "availability": [{"topic": f"{topic_prefix}/available"}, {"topic": f"{base}/available"}],
+        controlled = [(component, key, {**fields, "command_topic": f"{base}/{key}/set",
+                                        "state_topic": f"{base}/{key}/state", "entity_category": "config"})
+                      for component, key, fields in control_entities(feed)]
+        for component, key, fields in entities + controlled:
+            # Available while the service AND this camera are: a dead camera is unavailable, not "0 faces". A
+            # control only needs the service: a camera that is off must still be switched on again.
+            availability = [{"topic": f"{topic_prefix}/available"}]
+            if "command_topic" not in fields:
+                availability.append({"topic": f"{base}/available"})
+            payload = {**fields, "unique_id": f"{node}_{cam}_{key}", "availability": availability,
                        "availability_mode": "all",
                        "payload_available": "online", "payload_not_available": "offline",
                        "device": device, "origin": origin}
             configs[f"{discovery_prefix}/{component}/{node}/{cam}_{key}/config"] = payload
     return configs
+
+
+def control_entities(feed: CameraFeed) -> list[tuple[str, str, dict[str, Any]]]:
+    """The camera's controls (faceanon.controls) as a switch, selects and numbers."""
+    options = controls.options((getattr(feed, "controls", None) or {}).get("plan"))
+    number = {"mode": "slider"}
+    return [
+        ("switch", "enabled", {"name": "Camera", "payload_on": "ON", "payload_off": "OFF", "icon": "mdi:cctv"}),
+        ("select", "style", {"name": "Mask style", "options": options["style"], "icon": "mdi:blur"}),
+        ("select", "target", {"name": "Mask target", "options": options["target"], "icon": "mdi:account-box"}),
+        ("select", "plan", {"name": "Detection plan", "options": options["plan"], "icon": "mdi:magnify-scan"}),
+        ("number", "threshold", {**number, "name": "Detection threshold", **options["threshold"],
+                                 "icon": "mdi:tune-vertical"}),
+        ("number", "hold_seconds", {**number, "name": "Hold time", **options["hold_seconds"],
+                                    "unit_of_measurement": "s", "device_class": "duration",
+                                    "icon": "mdi:timer-sand"}),
+    ]
+
+
+def control_payload(key: str, value: Any) -> str:
+    """A control's value as its MQTT state: ON/OFF, a number or an option."""
+    if key == "enabled":
+        return "ON" if value else "OFF"
+    return "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def control_value(key: str, payload: bytes) -> Any:
+    """A `<control>/set` payload as the control's value; ValueError when it cannot be one."""
+    text = payload.decode("utf-8", "strict").strip()
+    if key == "enabled":
+        if text.upper() not in ("ON", "OFF"):
+            raise ValueError(f"expected ON or OFF, got {text[:40]!r}")
+        return text.upper() == "ON"
+    if key in controls.NUMBERS:
+        return float(text)
+    return text
 
 
 def default_client_id(topic_prefix: str) -> str:
@@ -122,7 +176,8 @@ class MqttPublisher:
     """Publishes every camera's anonymized snapshot, face count, state and privacy flag, plus HA discovery."""
 
     def __init__(self, mqtt_config: dict[str, Any], feeds: Iterable[CameraFeed], version: str,
-                 claimed: Callable[[], bool] | None = None) -> None:
+                 claimed: Callable[[], bool] | None = None,
+                 set_controls: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]] | None = None) -> None:
         cfg = mqtt_config or {}
         self.feeds = list(feeds)
         self.version = version
@@ -135,6 +190,8 @@ class MqttPublisher:
         # True while Home Assistant's faceanon integration has the service (faceanon.claim): the integration's
         # devices are the cameras' devices then, and this discovery is withdrawn.
         self.claimed: Callable[[], bool] = claimed or (lambda: False)
+        # Commands on `<camera>/<control>/set` go to the service's (faceanon.service.Service.set_controls).
+        self.set_controls = set_controls
         self.client_id: str = cfg.get("client_id") or default_client_id(self.prefix)
         self.available_topic = f"{self.prefix}/available"
         self.ha_status_topic = f"{self.discovery_prefix}/status"
@@ -206,6 +263,8 @@ class MqttPublisher:
         client.publish(self.available_topic, "online", qos=1, retain=True)
         # Retained topics of cameras no longer configured are found (their `available` or `state`) and cleared.
         client.subscribe([(f"{self.prefix}/+/available", 1), (f"{self.prefix}/+/state", 1)])
+        if self.set_controls is not None:
+            client.subscribe(f"{self.prefix}/+/+/set", 1)
         if self.discovery:
             client.subscribe([(self.ha_status_topic, 1), (f"{self.discovery_prefix}/+/{self._node}/+/config", 1)])
         self._connected.set()
@@ -224,6 +283,10 @@ class MqttPublisher:
             log.warning("mqtt: lost the broker at %s:%d (%s); reconnecting", self.host, self.port, reason)
 
     def _on_message(self, client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        levels = msg.topic.split("/")
+        if msg.topic.startswith(f"{self.prefix}/") and levels[-1] == "set" and len(levels) >= 3:
+            self._command(levels[-3], levels[-2], msg.payload)
+            return
         if msg.topic.startswith(f"{self.prefix}/"):
             camera = msg.topic[len(self.prefix) + 1:].split("/", 1)[0]
             if msg.payload and msg.retain and camera not in self._cameras:
@@ -235,9 +298,36 @@ class MqttPublisher:
             if msg.payload == b"online" and self._loop is not None:
                 self._loop.call_soon_threadsafe(self._publish_discovery)
         elif msg.payload and msg.topic not in self._configs:
-            # A retained config under our node for a camera that is no longer configured: clear it.
-            log.info("mqtt: removing the discovery of a camera no longer configured: %s", msg.topic)
+            # A retained config under our node that we no longer publish (a camera no longer configured, an entity
+            # renamed): clear it, so Home Assistant removes the entity.
+            log.info("mqtt: removing a discovery config no longer published: %s", msg.topic)
             client.publish(msg.topic, b"", qos=1, retain=True)
+
+    def _command(self, camera: str, key: str, payload: bytes) -> None:
+        """`<prefix>/<camera>/<control>/set`: change the control on the service's loop; a refused value is one log
+        line and the control's state is published again, so Home Assistant shows what acts."""
+        if camera not in self._cameras or key not in controls.CONTROL_KEYS or self.set_controls is None:
+            log.warning("mqtt: ignoring a command for an unknown camera or control: %s/%s/set", camera, key[:40])
+            return
+        try:
+            value = control_value(key, payload)
+        except (ValueError, UnicodeDecodeError) as err:
+            log.warning("mqtt: %s: %s/set refused (%s)", camera, key, err)
+            return
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._apply_command(camera, key, value), self._loop)
+
+    async def _apply_command(self, camera: str, key: str, value: Any) -> None:
+        assert self.set_controls is not None
+        try:
+            await self.set_controls(camera, {key: value})
+        except controls.ControlError as err:
+            log.warning("mqtt: %s: %s/set %r refused (%s)", camera, key, value, err)
+        except Exception as err:  # the command must never take the publisher down
+            log.error("mqtt: %s: %s/set %r failed (%s)", camera, key, value, err)
+        self._published[camera].controls = None  # publish every control's state again
+        feed = next(f for f in self.feeds if f.name == camera)
+        self._publish_camera(feed, feed.seq)
 
     # event loop --------------------------------------------------------------------------------------------
 
@@ -315,3 +405,9 @@ class MqttPublisher:
         info = json.dumps({key: status.get(key) for key in INFO_KEYS}, default=json_default)
         if info != done.info and self._send(f"{base}/info", info):
             done.info = info
+        states = {key: control_payload(key, value) for key, value in (status.get("controls") or {}).items()}
+        sent = done.controls or {}
+        for key, payload in states.items():
+            if sent.get(key) != payload and self._send(f"{base}/{key}/state", payload, qos=1):
+                sent[key] = payload
+        done.controls = sent
