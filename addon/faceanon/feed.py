@@ -19,6 +19,7 @@ from faceanon.mask import MaskStyle, apply_masks, privacy_hold_image
 from faceanon.source import Source
 
 JPEG_QUALITY = 85
+START_GRACE_S = 30.0  # a camera without a first frame reads as starting this long (model load, first connect)
 _TOKEN = object()  # only this module's builders may make an Anonymized
 
 
@@ -112,6 +113,8 @@ class CameraFeed:
         self._faces = Debounced(count_hold_s)
         self.masks_held = 0
         self.privacy_degraded = False
+        self.degraded_reason: str | None = None  # why, in words, while privacy_degraded
+        self.started_at = time.monotonic()  # a camera with no frame yet is "starting" for START_GRACE_S, then offline
         self.fail_closed_frames = 0
         self.dropped_base = 0  # frames dropped by the pipeline itself (e.g. before the detector was ready)
         self.source: Source | None = None
@@ -191,12 +194,40 @@ class CameraFeed:
             return 0.0
         return round((len(stamps) - 1) / max(stamps[-1] - stamps[0], 1e-6), 2)
 
+    def state(self, now: float | None = None) -> tuple[str, str | None, float | None]:
+        """(state, reason in words, seconds until the source retries): live, degraded, offline, starting or off."""
+        now = time.monotonic() if now is None else now
+        if not self.enabled:
+            return "off", "turned off: it reads and publishes nothing", None
+        if self.privacy_degraded:
+            return "degraded", self.degraded_reason, None
+        if self.last_frame_at is not None and now - self.last_frame_at < self.online_after_s:
+            if self._latest is None:  # frames arrive, nothing is published yet
+                return "starting", "loading the detector", None
+            return "live", None, None
+        source = self.source
+        error = getattr(source, "last_error", None)
+        retry_at = getattr(source, "retry_at", None)
+        retry = None if retry_at is None or getattr(source, "connected", False) else max(0.0, retry_at - now)
+        if self.last_frame_at is None and now - self.started_at < START_GRACE_S and not error:
+            return "starting", "waiting for the camera's first frame", None
+        if error and not getattr(source, "connected", False):
+            return "offline", f"{getattr(source, 'kind', 'camera')} stream lost or unreachable ({error})", retry
+        age = None if self.last_frame_at is None else now - self.last_frame_at
+        return "offline", ("no frame from the camera yet" if age is None else
+                           f"no frame from the camera for {age:.0f} s"), retry
+
     def status(self) -> dict:
-        age = None if self.last_frame_at is None else round(time.monotonic() - self.last_frame_at, 2)
+        now = time.monotonic()
+        age = None if self.last_frame_at is None else round(now - self.last_frame_at, 2)
         dropped = self.dropped_base + (self.source.dropped if self.source else 0)
+        state, reason, retry = self.state(now)
         return {
             "name": self.name,
             "enabled": self.enabled,
+            "state": state,
+            "reason": reason,
+            "retry_in_s": None if retry is None else round(retry, 1),
             "online": self.enabled and age is not None and age < self.online_after_s,
             "privacy_degraded": self.privacy_degraded,
             "faces": self.faces,

@@ -150,7 +150,7 @@ class CameraPipeline:
                     log.error("%s: detector unavailable, output held as privacy frames (%s); retrying",
                               self.name, one_line(err))
                 self._load_error = one_line(err)
-                self._fail_closed(None)
+                self._fail_closed(None, f"the detector cannot load ({self._load_error}); retrying")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.load_retry[1])
                 continue
@@ -205,11 +205,13 @@ class CameraPipeline:
             if self._load_error is None:  # still starting: publish nothing
                 feed.dropped_base += 1
             else:
-                self._fail_closed(frame)
+                self._fail_closed(frame, f"the detector cannot load ({self._load_error}); retrying")
             return
         if self._stalled is not None:
             if not self._stalled.done():
-                self._fail_closed(frame)  # the last detection has not returned: still no trustworthy boxes
+                # the last detection has not returned: still no trustworthy boxes
+                self._fail_closed(frame, f"the detector is stalled (past its {round(self.deadline * 1000)} ms "
+                                         "deadline)")
                 return
             self._stalled = None
         try:
@@ -220,7 +222,7 @@ class CameraPipeline:
             out = await loop.run_in_executor(None, anonymize, frame.image, masks.boxes, self.style)
         except Exception as err:  # a masker/encoder failure must not let anything else out
             log.error("%s: anonymizing failed, output held (%s)", self.name, one_line(err))
-            self._fail_closed(frame)
+            self._fail_closed(frame, f"masking failed ({one_line(err)})")
             return
         self._last_good = out
         self._safe = None
@@ -243,12 +245,12 @@ class CameraPipeline:
             if not self.feed.privacy_degraded:
                 log.error("%s: detector missed its %d ms deadline, output held as privacy frames", self.name,
                           round(self.deadline * 1000))
-            self._fail_closed(frame)
+            self._fail_closed(frame, f"the detector missed its {round(self.deadline * 1000)} ms deadline")
             return None
         except Exception as err:
             if not self.feed.privacy_degraded:
                 log.error("%s: detector failed, output held as privacy frames (%s)", self.name, one_line(err))
-            self._fail_closed(frame)
+            self._fail_closed(frame, f"the detector failed ({one_line(err)})")
             return None
         self.feed.detect_ms.append(ms)
         self.feed.count_faces(masks.faces)
@@ -296,10 +298,11 @@ class CameraPipeline:
             return
         feed._publish(privacy_hold_frame(self._last_good, feed.width, feed.height))
 
-    def _fail_closed(self, frame: Frame | None) -> None:
-        """Publish the privacy-hold frame in place of this frame."""
+    def _fail_closed(self, frame: Frame | None, reason: str) -> None:
+        """Publish the privacy-hold frame in place of this frame; `reason` says why, in words (the web page's)."""
         feed = self.feed
         feed.privacy_degraded = True
+        feed.degraded_reason = reason
         self._good_run = 0
         feed.fail_closed_frames += 1
         width, height = (feed.width, feed.height) if feed.width else SAFE_SIZE

@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 import threading
+import time
 from importlib.metadata import PackageNotFoundError, version
 
 import cv2
@@ -85,6 +87,18 @@ def mqtt_defaults(host: str, port: int) -> dict:
     return MQTT({"host": host, "port": port})
 
 
+def short_provider(provider: str) -> str:
+    """CPUExecutionProvider -> CPU; a remote server's URL stays as it is."""
+    return provider.removesuffix("ExecutionProvider").upper() if provider.endswith("ExecutionProvider") else provider
+
+
+def page_urls(host: str, port: int) -> list[str]:
+    """Addresses a browser can open: a wildcard bind (0.0.0.0, ::) is no address, so this host's name and loopback."""
+    if host in ("0.0.0.0", "::", ""):
+        return [f"http://{socket.gethostname()}:{port}/", f"http://127.0.0.1:{port}/"]
+    return [f"http://{f'[{host}]' if ':' in host else host}:{port}/"]
+
+
 class StartError(RuntimeError):
     """A configured output cannot start; the message is the one line `faceanon serve` exits 2 with."""
 
@@ -93,6 +107,7 @@ class Service:
     def __init__(self, cfg: dict, broker_port: int = EMBEDDED_BROKER["port"]) -> None:
         self.cfg = cfg
         self.version = package_version()
+        self.started_at = time.monotonic()
         self.service_id = service_id(cfg.get("state_dir"), cfg["http"]["port"])
         self.claim = IntegrationClaim(state_dir(cfg.get("state_dir")))  # Home Assistant's integration has us
         self.broker_port = broker_port
@@ -255,7 +270,7 @@ class Service:
             def http_server() -> HttpServer:
                 server = HttpServer(self.cfg["http"], self.feeds, self.version, rtsp_port=rtsp_port,
                                     service_id=self.service_id, claim=self.claim,
-                                    set_controls=self.set_controls)
+                                    set_controls=self.set_controls, service_info=self.info)
                 server.serves_jobs = self.worker is not None
                 return server
 
@@ -271,7 +286,17 @@ class Service:
                 raise StartError(f"{label} output cannot start ({one_line(err)})") from err
         http = self.cfg["http"]
         if any(type(p).__name__ == "HttpServer" for p in self.publishers):
-            log.info("web page and API on http://%s:%d/", http["host"], http["port"])
+            log.info("web page and API on %s", " and ".join(page_urls(http["host"], http["port"])))
+
+    def info(self) -> dict:
+        """What the web page's service panel shows: uptime, the MQTT broker and whether it is connected, the
+        detectors the cameras run."""
+        mqtt = next((p for p in self.publishers if type(p).__name__ == "MqttPublisher"), None)
+        detectors = sorted({f"{feed.model} on {short_provider(feed.provider)}" for feed in self.feeds
+                            if feed.model and feed.provider})
+        return {"uptime_s": round(time.monotonic() - self.started_at, 1), "detectors": detectors,
+                "mqtt": None if mqtt is None else {"host": mqtt.host, "port": mqtt.port, "connected": mqtt.connected,
+                                                   "embedded": self.broker is not None}}
 
     async def stop(self) -> None:
         if self.worker is not None:  # leaves the pool and finishes the jobs it was given (bounded)

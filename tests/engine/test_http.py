@@ -54,7 +54,7 @@ async def test_routes(anonymized_frames):
         async with http.get(f"{url}/api/health") as r:
             assert r.status == 200
             assert await r.json() == {"status": "starting", "version": VERSION, "cameras": 2, "degraded": [],
-                                      "warnings": []}
+                                      "offline": [], "warnings": []}
             assert r.headers["X-Content-Type-Options"] == "nosniff"
             assert r.headers["Cache-Control"] == "no-store"
 
@@ -94,7 +94,7 @@ async def test_routes(anonymized_frames):
         door.privacy_degraded = True
         async with http.get(f"{url}/api/health") as r:
             assert await r.json() == {"status": "degraded", "version": VERSION, "cameras": 2, "degraded": ["back_door"],
-                                      "warnings": []}
+                                      "offline": [], "warnings": []}
 
         async with http.get(f"{url}/") as r:
             assert r.status == 200 and r.content_type == "text/html"
@@ -479,3 +479,41 @@ async def test_events_push_a_change_at_once(anonymized_frames):
             lobby.push(anonymized_frames[1], faces=3)
             changed = await next_event()
             assert changed["cameras"][0]["faces"] == 3 and time.monotonic() - start < 1.0
+
+
+async def test_login_exchanges_the_token_for_a_session_cookie(anonymized_frames):
+    """The web page's login: a right token gets an HttpOnly SameSite=Strict cookie that lets the page and its <img>
+    streams in; a wrong one is refused (slowly); logging out ends the session. The token never goes in a URL."""
+    feed = FrameFeed("lobby")
+    feed.push(anonymized_frames[0])
+    async with serving([feed], token="tok-123") as (_server, url), session() as http:
+        async with http.get(f"{url}/favicon.ico") as r:
+            assert r.status == 200 and r.content_type == "image/svg+xml"
+        started = time.monotonic()
+        async with http.post(f"{url}/api/login", json={"token": "wrong"}) as r:
+            assert r.status == 401 and "Set-Cookie" not in r.headers
+        assert time.monotonic() - started >= 0.9  # each wrong guess costs a second
+        async with http.post(f"{url}/api/login", data=b"not json") as r:
+            assert r.status == 401
+        async with http.get(f"{url}/api/lobby/latest.jpg") as r:
+            assert r.status == 401
+        async with http.post(f"{url}/api/login", json={"token": "tok-123"}) as r:
+            assert r.status == 200
+            cookie = r.headers["Set-Cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "tok-123" not in cookie
+        # What a browser sends back (aiohttp's own jar keeps no cookies of an IP address)
+        jar = {"Cookie": cookie.split(";", 1)[0]}
+        async with http.get(f"{url}/api/lobby/latest.jpg", headers=jar) as r:
+            assert r.status == 200 and await r.read() == anonymized_frames[0].jpeg
+        async with http.get(f"{url}/api/service", headers=jar) as r:
+            body = await r.json()
+        assert body["version"] == VERSION and body["cameras"] == ["lobby"] and body["integration"] is False
+        async with http.post(f"{url}/api/logout", headers=jar) as r:
+            assert r.status == 200 and "Max-Age=0" in r.headers["Set-Cookie"]
+        async with http.get(f"{url}/api/lobby/latest.jpg", headers=jar) as r:
+            assert r.status == 401
+        async with http.get(f"{url}/api/cameras", headers={"Cookie": "faceanon_session=forged"}) as r:
+            assert r.status == 401
+    async with serving([feed]) as (_server, url), session() as http, \
+            http.post(f"{url}/api/login", json={"token": "x"}) as r:
+        assert r.status == 400  # no token: nothing to log in to

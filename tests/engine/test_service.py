@@ -87,6 +87,11 @@ async def test_broken_cameras_do_not_stop_the_others(mosquitto) -> None:
         for name in ("dead_rtsp", "dead_http"):
             status = feeds[name].status()
             assert not status["online"] and feeds[name].latest_jpeg is None
+            # Its status says why, in words, and when the source tries again (the web page shows both).
+            await eventually(lambda n=name: feeds[n].status()["state"] == "offline", 20, f"{name} offline")
+            status = feeds[name].status()
+            assert "unreachable" in status["reason"] and status["retry_in_s"] is not None
+        assert feeds["demo"].status()["state"] == "live" and feeds["off"].status()["state"] == "off"
         # what the publishers send out is the anonymized frame
         if service.publishers:
             await eventually(lambda: sub.get("faceanon/demo/snapshot") is not None, 10, "the MQTT snapshot")
@@ -197,3 +202,13 @@ def test_the_service_id_is_kept_in_the_state_dir(tmp_path: Path) -> None:
     blocked.write_text("not a folder")
     derived = service_id(str(blocked / "state"), 8099)
     assert derived == service_id(str(blocked / "state"), 8099) and derived != service_id(str(blocked / "x"), 8100)
+
+
+def test_the_start_up_line_names_addresses_a_browser_can_open() -> None:
+    import socket
+
+    from faceanon.service import page_urls
+
+    assert page_urls("0.0.0.0", 8099) == [f"http://{socket.gethostname()}:8099/", "http://127.0.0.1:8099/"]
+    assert page_urls("192.168.1.5", 80) == ["http://192.168.1.5:80/"]
+    assert page_urls("::1", 8099) == ["http://[::1]:8099/"]

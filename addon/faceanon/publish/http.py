@@ -26,6 +26,7 @@ from faceanon import controls, defaults
 from faceanon.publish import CameraFeed, guard, json_default, valid_camera_name
 from faceanon.publish.events import EventStream
 from faceanon.publish.guard import GuardCounts, GuardedSite
+from faceanon.publish.sessions import COOKIE, FAILED_LOGIN_DELAY_S, Sessions
 from faceanon.source.base import ScrubSecrets
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ SECURITY_HEADERS = {
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Change a camera's controls: (camera, {control: value}) -> its controls now; ControlError, KeyError (no camera).
 SetControls = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+# Routes a browser may fetch without the token: the page (which holds no camera data), its icon, the login.
+OPEN_PATHS = ("/", "/favicon.svg", "/favicon.ico", "/api/login", "/api/logout")
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
@@ -82,7 +85,8 @@ class HttpServer:
     def __init__(self, http_config: dict[str, Any], feeds: Iterable[CameraFeed], version: str, *,
                  ingress_peer: str = INGRESS_PEER, rtsp_port: int | None = None,
                  service_id: str | None = None, claim: IntegrationClaim | None = None,
-                 set_controls: SetControls | None = None) -> None:
+                 set_controls: SetControls | None = None,
+                 service_info: Callable[[], dict[str, Any]] | None = None) -> None:
         cfg = http_config or {}
         self.host: str = cfg.get("host") or "127.0.0.1"
         self.port = int(cfg["port"]) if cfg.get("port") is not None else 8099  # 0: any free port (see .port)
@@ -94,12 +98,16 @@ class HttpServer:
         self.claim = claim  # Home Assistant's integration has the service (faceanon.claim); None: not offered
         self.service_id = service_id  # stable per installation (faceanon.identity): Home Assistant's unique id
         self.set_controls = set_controls  # the service's (faceanon.service.Service.set_controls); None: read-only
+        self.service_info = service_info  # MQTT connection, detectors, uptime (faceanon.service.Service.info)
+        self.sessions = Sessions()  # the web page's logins (publish/sessions.py)
         self.serves_jobs = False  # the process also runs a snapshot worker (faceanon.worker): zero cameras is fine
         self.version = version
         self.rtsp_port = rtsp_port  # the built-in RTSP server's, for clients building stream URLs
         self.feeds: dict[str, CameraFeed] = {feed.name: feed for feed in feeds}
         scrub_aiohttp_logs()
-        self._page = resources.files("faceanon").joinpath("web/index.html").read_text("utf-8")
+        web_files = resources.files("faceanon").joinpath("web")
+        self._page = web_files.joinpath("index.html").read_text("utf-8")
+        self._icon = web_files.joinpath("favicon.svg").read_bytes()
         self._closing = asyncio.Event()
         self._event_stream = EventStream(self._cameras_body, self._closing,
                                          lambda o: json.dumps(o, default=json_default))
@@ -110,6 +118,11 @@ class HttpServer:
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._headers_middleware, self._auth_middleware])
         app.router.add_get("/", self._index)
+        app.router.add_get("/favicon.svg", self._favicon)
+        app.router.add_get("/favicon.ico", self._favicon)
+        app.router.add_post("/api/login", self._login)
+        app.router.add_post("/api/logout", self._logout)
+        app.router.add_get("/api/service", self._service)
         app.router.add_get("/api/health", self._health)
         app.router.add_get("/api/cameras", self._cameras)
         app.router.add_get("/api/{camera}/latest.jpg", self._latest)
@@ -171,12 +184,15 @@ class HttpServer:
         except UnicodeError:  # a header no token can match (lone surrogates from undecodable bytes)
             return False
 
+    def _session_ok(self, request: web.Request) -> bool:
+        return self._token is not None and self.sessions.valid(request.cookies.get(COOKIE))
+
     @web.middleware
     async def _auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         # The page itself holds no camera data (it asks for the token when the API wants one), so a browser opening
         # the service's address (Home Assistant's device link) gets the page, not a 401.
-        page = request.path == "/" and not (self.ingress_only and self._token is None)
-        if page or request.path == "/api/health" or self._token_ok(request):
+        page = request.path in OPEN_PATHS and not (self.ingress_only and self._token is None)
+        if page or request.path == "/api/health" or self._token_ok(request) or self._session_ok(request):
             return await handler(request)
         if self.ingress_only:
             if request.remote == self.ingress_peer:
@@ -209,20 +225,24 @@ class HttpServer:
     async def _health(self, _request: web.Request) -> web.Response:
         statuses = self._statuses()
         degraded = [s["name"] for s in statuses if s.get("privacy_degraded")]
-        running = [feed for feed in self.feeds.values() if getattr(feed, "enabled", True)]
+        running = [s for s in statuses if s.get("enabled", True)]
+        offline = [s["name"] for s in running if s.get("state") == "offline"]
         if not running and not self.serves_jobs:
             state = "idle"  # every camera off or failing to set up: nothing is anonymized, which is not "ok"
         elif degraded:
             state = "degraded"
-        elif any(feed.latest_jpeg is None for feed in running):
+        elif any(s.get("state", "starting" if self.feeds[s["name"]].latest_jpeg is None else None) == "starting"
+                 for s in running):
             state = "starting"
+        elif offline:
+            state = "offline"  # some camera sends no frames (past its start): its reason is in /api/cameras
         else:
             state = "ok"
         # What the cameras' plans cannot see, in words: small still faces a whole-frame look does not resolve.
         warnings = [f"{s['name']}: still faces under {s['min_face_px']} px are found only while they move"
                     for s in statuses if (s.get("min_face_px") or 0) > defaults.SMALL_FACE_WARN_PX]
         body = {"status": state, "version": self.version, "cameras": len(self.feeds), "degraded": degraded,
-                "warnings": warnings}
+                "offline": offline, "warnings": warnings}
         if self.service_id:
             body["id"] = self.service_id
         return web.json_response(body)
@@ -314,6 +334,43 @@ class HttpServer:
                 return _error(400, str(err))
         values = dict(getattr(feed, "controls", {}))
         return web.json_response({"name": feed.name, "values": values, "options": controls.options(values.get("plan"))})
+
+    async def _favicon(self, _request: web.Request) -> web.Response:
+        return web.Response(body=self._icon, content_type="image/svg+xml",
+                            headers={"Cache-Control": "public, max-age=86400"})
+
+    async def _login(self, request: web.Request) -> web.Response:
+        """POST {"token"}: the web page's login; a right token gets an HttpOnly session cookie (publish/sessions.py)."""
+        if self._token is None:
+            return _error(400, "this service has no token: nothing to log in to")
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        sent = body.get("token") if isinstance(body, dict) else None
+        if not isinstance(sent, str) or not hmac.compare_digest(sent.encode("utf-8", "replace"), self._token):
+            log.warning("http: a wrong token was sent to the login from %s", request.remote)
+            await asyncio.sleep(FAILED_LOGIN_DELAY_S)
+            return _error(401, "wrong token")
+        response = web.json_response({"ok": True})
+        response.headers["Set-Cookie"] = self.sessions.cookie_header(self.sessions.new())
+        return response
+
+    async def _logout(self, request: web.Request) -> web.Response:
+        self.sessions.drop(request.cookies.get(COOKIE))
+        response = web.json_response({"ok": True})
+        response.headers["Set-Cookie"] = self.sessions.expired_cookie_header()
+        return response
+
+    async def _service(self, _request: web.Request) -> web.Response:
+        """The web page's service panel: version, uptime, MQTT, detectors, restream, Home Assistant."""
+        body: dict[str, Any] = {"version": self.version, "id": self.service_id, "cameras": list(self.feeds),
+                                "rtsp": None if self.rtsp_port is None else {"port": self.rtsp_port,
+                                                                              "auth": self._token is not None},
+                                "integration": bool(self.claim and self.claim.claimed)}
+        if self.service_info is not None:
+            body.update(self.service_info())
+        return web.json_response(body, dumps=lambda o: json.dumps(o, default=json_default))
 
     async def _integration(self, request: web.Request) -> web.Response:
         """GET: whether Home Assistant's integration has this service; PUT {"claimed": bool}: it takes or releases

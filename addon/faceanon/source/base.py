@@ -97,8 +97,9 @@ class Source(ABC):
         self.stopping = threading.Event()
         self.corrupt_frames = 0
         self.reconnects = 0
-        self.last_error: str | None = None
         self.connected = False
+        self.last_error: str | None = None  # the last failure, redacted (the web page shows it)
+        self.retry_at: float | None = None  # monotonic time of the next reconnect after a failure
         self._taken = 0
         self.cadence = Cadence(fps)
         self.max_pixels = MAX_IMAGE_PIXELS  # JPEGs declaring more are refused before decoding
@@ -170,6 +171,7 @@ class Source(ABC):
                 self.connected = False
                 self.last_error = one_line(err)
                 self.reconnects += 1
+                self.retry_at = time.monotonic() + self._backoff
                 log.warning("%s: %s stream lost or unreachable (%s); reconnecting in %.0fs", self.name, self.kind,
                             self.last_error, self._backoff)
                 self.stopping.wait(self._backoff)
