@@ -8,11 +8,12 @@ would be.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from faceanon.detect import FaceDetector
+from faceanon.detect.people import PeopleLook
 from faceanon.detect.stream import Look, StreamPlan, StreamScanner
 from faceanon.hold import Hold
 
@@ -23,22 +24,52 @@ class Masks:
     faces: int  # faces in view: what the last whole-frame look found (region looks, at low thresholds, only add masks)
     held: int  # boxes the hold added
     look: Look
+    people: int = 0  # people in view, as the last person look counted them (targets head and person)
+
+
+def models_for(stream: StreamPlan, target: str, person_model: str | None = None) -> list[str]:
+    """The models a stream needs: its plan's, and for the head and person targets the person detector."""
+    from faceanon.defaults import PERSON_MODEL
+
+    return stream.models + ([person_model or PERSON_MODEL] if target != "face" else [])
+
+
+def people_look(detectors: Mapping[str, FaceDetector], target: str,
+                person_model: str | None = None) -> PeopleLook | None:
+    from faceanon.defaults import PERSON_MODEL
+
+    return None if target == "face" else PeopleLook(detectors[person_model or PERSON_MODEL], target)
 
 
 class StreamAnonymizer:
-    """Detect (a StreamPlan: whole frame now and then, moving regions and tracked faces every frame) -> hold."""
+    """Detect (a StreamPlan: whole frame now and then, moving regions and tracked faces every frame; with `people`,
+    the person detector every frame) -> hold."""
 
     def __init__(self, detectors: Mapping[str, FaceDetector] | FaceDetector, plan: StreamPlan, hold: Hold,
-                 threshold: float | None = None) -> None:
+                 threshold: float | None = None, people: PeopleLook | None = None) -> None:
         self.scanner = StreamScanner(detectors, plan, threshold)
         self.hold = hold
+        self.people = people
+        # People have a hold of their own: in the faces' hold a head box would take over a face's track (they
+        # overlap), and the face's mask would then follow the person instead (measured: walkers leaked 17.8 % of
+        # face-frames instead of 14.4 %).
+        self.people_hold = replace(hold, tracks=[]) if people is not None else None
         self._in_view = 0
+        self._people = 0
 
     def masks(self, frame: np.ndarray, now: float) -> Masks:
         """The boxes to mask in `frame`, seen at `now` (seconds, any origin; only differences matter)."""
         tracked = np.array([t.box for t in self.hold.tracks], np.float32).reshape(-1, 4)
         look = self.scanner.look(frame, tracked)
-        boxes = self.hold.update(look.faces.boxes, now, frame, look.faces.scores)
+        boxes, scores = look.faces.boxes, look.faces.scores
+        masks = self.hold.update(boxes, now, frame, scores)
+        held = len(masks) - len(boxes)
+        if self.people is not None and self.people_hold is not None:
+            # Every frame: a held body box drifts (its legs move), and two frames of drift uncover a 10 px head.
+            seen = self.people.look(frame, masks)
+            people = self.people_hold.update(seen.boxes, now, frame, seen.scores)
+            masks, held = np.concatenate([masks, people]), held + len(people) - len(seen.boxes)
+            self._people = seen.people
         if look.whole:
             self._in_view = look.whole_faces
-        return Masks(boxes, self._in_view, len(boxes) - len(look.faces), look)
+        return Masks(masks, self._in_view, held, look, self._people)

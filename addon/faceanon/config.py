@@ -212,7 +212,8 @@ CAMERA = vol.Schema({
     vol.Optional("snapshot_interval", default=10.0): vol.All(vol.Coerce(float), vol.Range(min=0.5, max=86400)),
     vol.Optional("style", default=defaults.DEFAULT_STYLE): vol.In(STYLES),
     vol.Optional("shape", default=defaults.DEFAULT_SHAPE): vol.In(SHAPES),
-    vol.Optional("target", default="face"): vol.In(TARGETS),  # face, or the whole head (hair and ears)
+    vol.Optional("target", default="face"): vol.In(TARGETS),  # face | head | person (faceanon.detect.people)
+    vol.Optional("person_model", default=None): nullable(vol.All(str, vol.Length(min=1))),  # None: nanodet-person
     vol.Optional("fill_color", default="auto"): colour,
     vol.Optional("margin", default=defaults.DEFAULT_MARGIN): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=2.0)),
     vol.Optional("hold_seconds", default=defaults.HOLD_SECONDS): vol.All(vol.Coerce(float),

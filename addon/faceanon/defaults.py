@@ -22,6 +22,8 @@ VIDEO_MODEL = "centerface-int8"
 VIDEO_PLAN = "1<=1280"
 STREAM_MODEL = "centerface-int8"
 STREAM_PLAN = "1<=640"
+# The head and person targets: NanoDet's COCO person class at each whole-frame look (faceanon.detect.people).
+PERSON_MODEL = "nanodet-person"
 
 _MASK = MaskStyle()
 DEFAULT_STYLE = _MASK.style  # fill: the only style that changes every pixel of the face (models/README.md)

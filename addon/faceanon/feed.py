@@ -111,6 +111,7 @@ class CameraFeed:
         self.height = 0
         self.faces_seen = 0  # faces in view in the newest frame (the detector's last whole-frame look)
         self._faces = Debounced(count_hold_s)
+        self._people: Debounced | None = None  # only while a person detector runs
         self.masks_held = 0
         self.privacy_degraded = False
         self.degraded_reason: str | None = None  # why, in words, while privacy_degraded
@@ -133,6 +134,19 @@ class CameraFeed:
     def faces(self) -> int:
         """The face count outputs publish: the newest frame's, once it has held for `count_hold_s`."""
         return self._faces.value
+
+    @property
+    def people(self) -> int | None:
+        """People in view (targets head and person: the person detector's count, held like faces); None without."""
+        return None if self._people is None else self._people.value
+
+    def count_people(self, seen: int | None, now: float | None = None) -> None:
+        if seen is None:
+            self._people = None
+            return
+        if self._people is None:
+            self._people = Debounced(self._faces.hold_s)
+        self._people.update(seen, time.monotonic() if now is None else now)
 
     def count_faces(self, seen: int, now: float | None = None) -> None:
         self.faces_seen = seen
@@ -173,6 +187,7 @@ class CameraFeed:
         self.privacy_degraded = False
         self.faces_seen = self.masks_held = 0
         self._faces = Debounced(self._faces.hold_s)
+        self._people = None
         self.detect_ms.clear()
         self.latency_ms.clear()
         self._published_at.clear()
@@ -231,6 +246,7 @@ class CameraFeed:
             "online": self.enabled and age is not None and age < self.online_after_s,
             "privacy_degraded": self.privacy_degraded,
             "faces": self.faces,
+            "people": self.people,
             "fps": self.fps(),
             "detect_ms_p50": percentile(self.detect_ms, 50),
             "detect_ms_p95": percentile(self.detect_ms, 95),

@@ -3,9 +3,11 @@
 Each box is grown by `margin` of its size, and a small face by up to `small_margin` more: a detector's box is
 least certain, relative to its size, on the smallest faces (measured under the team's leak rule, models/README.md).
 
-`fill` paints a solid colour. With `fill_color="auto"` it is black, unless black would leave the covered pixels
-as they were (a black face mask, dark hair, a face in shadow): then it is white or grey, whichever changes the
-most of them. A black patch over black pixels hides the face as well, but nothing in the output could then tell a
+`fill` paints a solid colour. With `fill_color="auto"` it is black, unless black would leave some of the face's
+pixels as they were (2 % of the ellipse of the face's own box near black: a black face mask, dark hair, a face in
+shadow): then it is white or grey, whichever changes the most of them. The choice looks at the face, not at the
+whole grown mask: a small dark head on a light road got black before, which left its hair unchanged. A black
+patch over black pixels hides the face as well, but nothing in the output could then tell a
 masked face from an unmasked one, and the privacy check (at least 80 % of the face's pixels changed) could not
 prove it either. `blur` and `pixelate` keep a face's average colours, so many of its pixels change by little;
 they look softer and are measured as weaker (`faceanon eval --style blur`).
@@ -20,20 +22,20 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from faceanon.detect.heads import head_boxes
+
 Style = Literal["blur", "pixelate", "fill"]
 Shape = Literal["ellipse", "box"]
 Target = Literal["face", "head"]
 STYLES: tuple[str, ...] = ("blur", "pixelate", "fill")
 SHAPES: tuple[str, ...] = ("ellipse", "box")
-TARGETS: tuple[str, ...] = ("face", "head")  # "person" comes with a person detector
-# head: a face box grown into the whole head's (hair, ears, chin), as fractions of the face box's width/height:
-# left, top, right, bottom. Face detectors box the face from brows to chin; the crown is about half a face above.
-# Never less on any side than the face target's margin (0.5 of the size: a quarter each side).
-HEAD_GROWTH = (0.3, 0.7, 0.3, 0.25)
+# What a camera masks: faces; every head (faces grown over hair and ears, plus the heads of people a person detector
+# finds without a face); or every person whole (faceanon.detect.people).
+TARGETS: tuple[str, ...] = ("face", "head", "person")
 AUTO = "auto"
 PALETTE: tuple[tuple[int, int, int], ...] = ((0, 0, 0), (255, 255, 255), (128, 128, 128))  # BGR, black first
 UNCHANGED = 24  # a pixel within this of its old value in every channel counts as unchanged (the team's rule)
-BLACK_ENOUGH = 0.1  # auto fill keeps black unless at least this share of the covered pixels is already near black
+BLACK_ENOUGH = 0.02  # auto fill keeps black unless at least this share of the covered pixels is already near black
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class MaskStyle:
     small_face: int = 32  # px
     fill_color: tuple[int, int, int] | str = AUTO  # BGR, or "auto"
     pixel_blocks: int = 5  # pixelate: blocks across the face (Argoverse's 5x5 grid)
-    target: Target = "face"  # head: the mask covers the whole head (hair and ears too), not only the face
+    target: Target = "face"  # head: each box is grown over the whole head (HEAD_GROWTH), not only the face
 
     def margin_for(self, side: float) -> float:
         if self.small_face <= 0 or side >= self.small_face:
@@ -78,13 +80,6 @@ def grow(boxes: np.ndarray, margin: float | np.ndarray, width: int, height: int)
     return np.clip(out, 0, [width, height, width, height]).astype(np.int32)
 
 
-def head_boxes(boxes: np.ndarray) -> np.ndarray:
-    """Face boxes grown into head boxes (HEAD_GROWTH), unclipped."""
-    b = np.asarray(boxes, np.float32).reshape(-1, 4)
-    size = np.concatenate([b[:, 2:] - b[:, :2]] * 2, 1)
-    return b + size * np.array([-HEAD_GROWTH[0], -HEAD_GROWTH[1], HEAD_GROWTH[2], HEAD_GROWTH[3]], np.float32)
-
-
 def mask_boxes(boxes: np.ndarray, style: MaskStyle, width: int, height: int) -> np.ndarray:
     """The regions `apply_masks` paints for these face boxes: each grown by its margin, as ints in the frame."""
     b = np.asarray(boxes, np.float32).reshape(-1, 4)
@@ -93,6 +88,12 @@ def mask_boxes(boxes: np.ndarray, style: MaskStyle, width: int, height: int) -> 
     if style.target == "head":  # the head box is the margin; small faces keep their extra
         return grow(head_boxes(b), np.maximum(margins - style.margin, 0.0), width, height)
     return grow(b, margins, width, height)
+
+
+def core_of(frame: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels of a face box and the ellipse inscribed in it (what the team's rule judges)."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    return frame[y1:y2, x1:x2], stencil(x2 - x1, y2 - y1, "ellipse")
 
 
 def fill_colour(roi: np.ndarray, inside: np.ndarray, style: MaskStyle) -> tuple[int, int, int]:
@@ -138,11 +139,16 @@ def stencil(width: int, height: int, shape: Shape) -> np.ndarray:
 def apply_masks(frame: np.ndarray, boxes: np.ndarray, style: MaskStyle) -> np.ndarray:
     """Mask every box in place (boxes: (N,4) x1,y1,x2,y2 in frame pixels) and return the frame."""
     h, w = frame.shape[:2]
-    regions = [(r, stencil(int(r[2] - r[0]), int(r[3] - r[1]), style.shape))
-               for r in mask_boxes(boxes, style, w, h) if r[2] > r[0] and r[3] > r[1]]
+    grown = mask_boxes(boxes, style, w, h)
+    cores = np.clip(np.rint(np.asarray(boxes, np.float32).reshape(-1, 4)), 0, [w, h, w, h]).astype(np.int32)
+    kept = [(r, c) for r, c in zip(grown, cores, strict=True) if r[2] > r[0] and r[3] > r[1]]
+    regions = [(r, stencil(int(r[2] - r[0]), int(r[3] - r[1]), style.shape)) for r, _c in kept]
     if style.style == "fill":
-        # Colours come from the unmasked frame: an overlapping box must not see an earlier box's paint.
-        colours = [fill_colour(frame[y1:y2, x1:x2], inside, style) for (x1, y1, x2, y2), inside in regions]
+        # Colours come from the unmasked frame (an overlapping box must not see an earlier box's paint), and from
+        # the face itself, the ellipse of its box: a dark head on a light background must not get black.
+        colours = [fill_colour(*core_of(frame, core), style) if core[2] > core[0] and core[3] > core[1] else
+                   fill_colour(frame[y1:y2, x1:x2], inside, style)
+                   for ((x1, y1, x2, y2), inside), (_r, core) in zip(regions, kept, strict=True)]
         for ((x1, y1, x2, y2), inside), colour in zip(regions, colours, strict=True):
             frame[y1:y2, x1:x2][inside] = colour
         return frame

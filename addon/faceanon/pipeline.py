@@ -17,8 +17,9 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from faceanon import controls, defaults
-from faceanon.anonymizer import Masks, StreamAnonymizer
+from faceanon.anonymizer import Masks, StreamAnonymizer, models_for, people_look
 from faceanon.detect.manifest import ModelError, resolve
+from faceanon.detect.people import PeopleLook
 from faceanon.detect.plan import DetectPlan, Pass
 from faceanon.detect.plans import sized
 from faceanon.detect.shared import Detectors, WaitClock
@@ -72,7 +73,8 @@ def control_values(cam: dict, detector_cfg: dict) -> dict:
 
 def mask_style(cam: dict) -> MaskStyle:
     return MaskStyle(cam["style"], cam["shape"], cam["margin"], defaults.SMALL_MARGIN, defaults.SMALL_FACE,
-                     parse_color(cam.get("fill_color") or "auto"), target=cam.get("target") or "face")
+                     parse_color(cam.get("fill_color") or "auto"),
+                     target="face" if (cam.get("target") or "face") == "face" else "head")
 
 
 class CameraPipeline:
@@ -97,6 +99,8 @@ class CameraPipeline:
         self.preset = defaults.PRESETS[cam.get("preset") or "live"]
         self.deadline = cam["deadline_ms"] / 1000
         self.threshold = camera_threshold(cam, detectors.cfg)
+        self.target = cam.get("target") or "face"
+        self.person_model = cam.get("person_model") or defaults.PERSON_MODEL
         self.anonymizer: StreamAnonymizer | None = None
         # One thread per camera for detection: a stalled detector holds only this camera's thread, and the
         # camera's hold and motion model are only ever touched from it.
@@ -142,9 +146,9 @@ class CameraPipeline:
         """Load (or reuse) every model of the camera's plan; on failure fail closed and retry with backoff."""
         delay = self.load_retry[0]
         while self.anonymizer is None:
-            plan = self.plan
+            plan, target = self.plan, self.target
             try:
-                shared = await self.detectors.get_many(plan.models)
+                shared = await self.detectors.get_many(self._models(plan, target))
             except Exception as err:  # ModelError, or whatever else a provider throws: fail closed, retry
                 if self._load_error is None:
                     log.error("%s: detector unavailable, output held as privacy frames (%s); retrying",
@@ -154,13 +158,13 @@ class CameraPipeline:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.load_retry[1])
                 continue
-            if self.plan.models != plan.models:
-                continue  # the plan changed while its models loaded: load the new plan's
+            if (self.plan, self.target) != (plan, target):
+                continue  # a control changed the plan or target while its models loaded: load the new ones
             main = shared[self.plan.full.model]
             self.feed.model = main.manifest.name
             self.feed.provider = main.provider
             self.anonymizer = StreamAnonymizer(shared, self.plan, self.preset.hold(self.cam["hold_seconds"]),
-                                               self.threshold)
+                                               self.threshold, self._people(shared, target))
             self.feed.controls = self.control_values()
             if self._load_error:
                 log.info("%s: detector %s loaded, privacy hold lifted", self.name, self.feed.model)
@@ -178,17 +182,28 @@ class CameraPipeline:
         self.style = mask_style(cam)
         if cam["hold_seconds"] != old["hold_seconds"] and self.anonymizer is not None:
             # The hold is only touched from the camera's detect thread, so the change queues there.
-            self._detect_thread.submit(self._set_hold, self.anonymizer.hold, self.preset.hold(cam["hold_seconds"]))
+            for hold in (self.anonymizer.hold, self.anonymizer.people_hold):
+                if hold is not None:
+                    self._detect_thread.submit(self._set_hold, hold, self.preset.hold(cam["hold_seconds"]))
         threshold = camera_threshold(cam, self.detectors.cfg)
-        if cam.get("plan") != old.get("plan") or threshold != self.threshold:
+        target = cam.get("target") or "face"
+        if cam.get("plan") != old.get("plan") or threshold != self.threshold or target != self.target:
             plan = stream_plan(cam, self.detectors.cfg)
             if self.anonymizer is None:  # still loading: the load takes the new plan
-                self.plan, self.threshold = plan, threshold
+                self.plan, self.threshold, self.target = plan, threshold, target
             else:
-                shared = await self.detectors.get_many(plan.models)  # raises ModelError: the old plan stays
-                anonymizer = StreamAnonymizer(shared, plan, self.anonymizer.hold, threshold)
-                self.plan, self.threshold, self.anonymizer = plan, threshold, anonymizer
+                # raises ModelError: the old plan stays
+                shared = await self.detectors.get_many(self._models(plan, target))
+                anonymizer = StreamAnonymizer(shared, plan, self.anonymizer.hold, threshold,
+                                              self._people(shared, target))
+                self.plan, self.threshold, self.target, self.anonymizer = plan, threshold, target, anonymizer
         self.feed.controls = self.control_values()
+
+    def _models(self, plan: StreamPlan, target: str) -> list[str]:
+        return models_for(plan, target, self.person_model)
+
+    def _people(self, shared: dict, target: str) -> PeopleLook | None:
+        return people_look(shared, target, self.person_model)
 
     @staticmethod
     def _set_hold(hold: Hold, new: Hold) -> None:
@@ -254,6 +269,7 @@ class CameraPipeline:
             return None
         self.feed.detect_ms.append(ms)
         self.feed.count_faces(masks.faces)
+        self.feed.count_people(masks.people if self.target != "face" else None)
         self.feed.masks_held = masks.held
         return masks
 

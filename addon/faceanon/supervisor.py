@@ -85,7 +85,7 @@ CAMERA_OPTIONS = vol.Schema({
     vol.Optional("detect_fps"): _float(0.1, 30),
     vol.Optional("fps"): _float(0.1, 30),  # the earlier name of detect_fps
     vol.Required("style"): vol.In(["blur", "pixelate", "fill"]),
-    vol.Optional("target"): vol.In(["face", "head"]),
+    vol.Optional("target"): vol.In(["face", "head", "person"]),
     vol.Optional("enabled"): bool,
     vol.Optional("detect_size"): _int(0, 4096),
     vol.Optional("tile"): _int(0, 2048),

@@ -87,6 +87,7 @@ class CameraStatus:
     height: int
     last_frame_age_s: float | None
     enabled: bool = True  # False: the camera is off (it reads and publishes nothing)
+    people: int | None = None  # people in view, with the head and person targets (their person detector)
     controls: Controls | None = None
 
     @classmethod

@@ -35,6 +35,12 @@ SENSORS: tuple[FaceanonSensorDescription, ...] = (
         value=lambda status: status.faces,
     ),
     FaceanonSensorDescription(
+        key="people",
+        translation_key="people",
+        state_class=SensorStateClass.MEASUREMENT,
+        value=lambda status: status.people,
+    ),
+    FaceanonSensorDescription(
         key="fps",
         translation_key="fps",
         native_unit_of_measurement="fps",

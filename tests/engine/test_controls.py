@@ -33,7 +33,7 @@ TOKEN = "controls-test-token"
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"style": "sketch"}, "style: value must be one of"),
-    ({"target": "person"}, "target: value must be one of"),
+    ({"target": "animal"}, "target: value must be one of"),
     ({"threshold": 1.5}, "threshold: value must be at most 0.95"),
     ({"hold_seconds": -1}, "hold_seconds: value must be at least 0"),
     ({"plan": "3x<=99999:bogus"}, "plan: pass"),

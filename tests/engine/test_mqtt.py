@@ -213,12 +213,13 @@ async def test_home_assistant_discovery(mosquitto, listener):
                     for cam in ("lobby", "back_door")
                     for component, key in (("camera", "snapshot"), ("sensor", "faces"), ("sensor", "fps"),
                                            ("binary_sensor", "privacy_degraded"), ("sensor", "detect_ms_p95"),
-                                           ("sensor", "fail_closed_frames"), *CONTROL_ENTITIES)}
+                                           ("sensor", "fail_closed_frames"), ("sensor", "people"),
+                                           *CONTROL_ENTITIES)}
         configs = {t: json.loads(await listener.until(t)) for t in sorted(expected)}
         assert await listener.until(stale, lambda p: p == b"") == b""
 
         unique_ids = [c["unique_id"] for c in configs.values()]
-        assert len(set(unique_ids)) == len(unique_ids) == 24
+        assert len(set(unique_ids)) == len(unique_ids) == 26
         for topic, cfg in configs.items():
             cam = next(c for c in ("back_door", "lobby") if topic.split("/")[3].startswith(c))
             if "command_topic" in cfg:  # a control works while its camera is off (to turn it on)
@@ -257,7 +258,7 @@ async def test_home_assistant_discovery(mosquitto, listener):
         assert configs[lobby.format("sensor", "faces")]["unit_of_measurement"] == "faces"
         hold = configs[lobby.format("number", "hold_seconds")]
         assert (hold["min"], hold["max"], hold["step"], hold["unit_of_measurement"]) == (0.0, 30.0, 0.5, "s")
-        assert configs[lobby.format("select", "target")]["options"] == ["face", "head"]
+        assert configs[lobby.format("select", "target")]["options"] == ["face", "head", "person"]
 
         # Home Assistant restarts (and say its broker lost the retained configs): `online` brings them back.
         for topic in expected:

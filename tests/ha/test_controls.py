@@ -73,7 +73,7 @@ async def test_control_entities_change_the_service(
     assert hass.states.get(ids["enabled"]).state == STATE_ON
     assert hass.states.get(ids["style"]).state == "fill"
     assert hass.states.get(ids["style"]).attributes["options"] == ["blur", "pixelate", "fill"]
-    assert hass.states.get(ids["target"]).attributes["options"] == ["face", "head"]
+    assert hass.states.get(ids["target"]).attributes["options"] == ["face", "head", "person"]
     assert "1<=640" in hass.states.get(ids["plan"]).attributes["options"]  # the live preset's own plan
     assert float(hass.states.get(ids["threshold"]).state) == pytest.approx(0.2)  # CenterFace's own
     camera = er.async_get(hass).async_get_entity_id("camera", DOMAIN, f"{entry.unique_id}_walk_camera")
@@ -87,6 +87,17 @@ async def test_control_entities_change_the_service(
     assert (await asyncio.to_thread(controlled.camera_status))["walk"]["controls"]["style"] == "pixelate"
     await frame_until(hass, camera, lambda jpeg: black_share(jpeg) < 0.001)
 
+    # The head target runs the person detector: the People sensor counts the clip's two walkers.
+    people = er.async_get(hass).async_get_entity_id("sensor", DOMAIN, f"{entry.unique_id}_walk_people")
+    assert people is not None and hass.states.get(people).state == "unknown"  # no person detector with face
+    await hass.services.async_call("select", "select_option", {ATTR_ENTITY_ID: ids["target"], "option": "head"},
+                                   blocking=True)
+    for _ in range(100):
+        await poll(hass)
+        if hass.states.get(people).state not in ("unknown", "unavailable"):
+            break
+        await asyncio.sleep(0.2)
+    assert int(hass.states.get(people).state) >= 1
     await hass.services.async_call("number", "set_value", {ATTR_ENTITY_ID: ids["hold_seconds"], "value": 2.5},
                                    blocking=True)
     await hass.services.async_call("select", "select_option", {ATTR_ENTITY_ID: ids["plan"], "option": "balanced"},

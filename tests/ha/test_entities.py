@@ -27,6 +27,7 @@ from .service import SAMPLE_CLIP, MjpegCamera, Service, free_port, retained
 KEYS = {
     "camera": "camera",
     "faces": "sensor",
+    "people": "sensor",
     "fps": "sensor",
     "detect_ms_p95": "sensor",
     "fail_closed_frames": "sensor",

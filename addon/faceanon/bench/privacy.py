@@ -66,16 +66,18 @@ class Run:
 
 
 def run_preset(name: str, clip: Path, out: Path, args: argparse.Namespace) -> tuple[float, int]:
-    from faceanon.anonymizer import StreamAnonymizer
+    from faceanon.anonymizer import StreamAnonymizer, models_for, people_look
     from faceanon.detect import load_models
     from faceanon.mask import MaskStyle, parse_color
     from faceanon.videojob import anonymize_video
 
     preset = defaults.PRESETS[name]
     stream = preset.stream(plan=args.plan, full_every=args.detect_every)
-    anonymizer = StreamAnonymizer(load_models(stream.models, None, "cpu", args.threads), stream, preset.hold())
+    detectors = load_models(models_for(stream, args.target), None, "cpu", args.threads)
+    anonymizer = StreamAnonymizer(detectors, stream, preset.hold(), None, people_look(detectors, args.target))
     fps = args.fps if name == "live" else preset.fps
-    style = MaskStyle(args.style, fill_color=parse_color(args.fill_color))
+    style = MaskStyle(args.style, fill_color=parse_color(args.fill_color),
+                      target="face" if args.target == "face" else "head")
     result = anonymize_video(clip, out, anonymizer, style, fps, fail_closed=fps is not None)
     return result.seconds, result.frames
 
@@ -193,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plan", help="replace the presets' whole-frame plan")
     parser.add_argument("--detect-every", type=int, help="replace the presets' whole-frame cadence")
     parser.add_argument("--style", default="fill", choices=("fill", "blur", "pixelate"))
+    parser.add_argument("--target", default="face", choices=("face", "head", "person"),
+                        help="what the presets mask (head and person run the person detector too)")
     parser.add_argument("--fill-color", default="auto")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--no-deface", action="store_true", help="skip the deface baseline")

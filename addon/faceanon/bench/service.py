@@ -92,9 +92,10 @@ class Window:
         self.wall, self.cpu = time.monotonic() - self.wall, time.process_time() - self.cpu
 
 
-def service_config(clip: Path, cameras: int, fps: float, model: str | None, detect_size: int | None) -> dict:
+def service_config(clip: Path, cameras: int, fps: float, model: str | None, detect_size: int | None,
+                   target: str = "face") -> dict:
     """`cameras` cameras on the clip, with the service's defaults unless the bench was told otherwise."""
-    extra = {} if detect_size is None else {"detect_size": detect_size}
+    extra = {"target": target, **({} if detect_size is None else {"detect_size": detect_size})}
     return validate({"cameras": [{"name": f"cam{i}", "url": str(clip), "detect_fps": fps, **extra}
                                  for i in range(cameras)],
                      "detector": {} if model is None else {"model": model}})
@@ -115,9 +116,9 @@ class Watcher:
 
 
 async def measure_pipeline(clip: Path, cameras: int, fps: float, seconds: float, model: str | None,
-                           detect_size: int | None, restream: bool = False) -> Row:
+                           detect_size: int | None, restream: bool = False, target: str = "face") -> Row:
     rss_start = rss_mb()
-    cfg = service_config(clip, cameras, fps, model, detect_size)
+    cfg = service_config(clip, cameras, fps, model, detect_size, target)
     detectors = Detectors(cfg["detector"], len(cfg["cameras"]))
     pipelines = [CameraPipeline(cam, detectors) for cam in cfg["cameras"]]
     tasks = [asyncio.create_task(p.run()) for p in pipelines]
@@ -147,7 +148,8 @@ async def measure_pipeline(clip: Path, cameras: int, fps: float, seconds: float,
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(p.stop() for p in pipelines))
-    label = ("restream" if restream else "pipeline") + (f" (degraded: {', '.join(degraded)})" if degraded else "")
+    kind = "restream" if restream else "pipeline" if target == "face" else target
+    label = kind + (f" (degraded: {', '.join(degraded)})" if degraded else "")
     return Row(label, cameras, sum(frames) / cameras / win.wall, percentile(latency, 50), percentile(latency, 95),
                percentile(detect, 50), percentile(detect, 95), win.cpu / win.wall / cameras, dropped, rss_start,
                rss_mb(), enc_ms / 1000 / win.wall / cameras if restream else 0.0,
@@ -259,7 +261,7 @@ async def soak(clip: Path, cameras: int, fps: float, minutes: float, model: str 
 
 async def _run(cameras: list[int], fps: float, seconds: float, size: tuple[int, int], minutes: float,
                clip_path: Path | None, model: str | None, detect_size: int | None,
-               restream: bool = False) -> list[Row]:
+               restream: bool = False, targets: tuple[str, ...] = ("face",)) -> list[Row]:
     rows: list[Row] = []
     with bench_clip(size, clip_path) as clip:
         cap = cv2.VideoCapture(str(clip))
@@ -269,7 +271,8 @@ async def _run(cameras: list[int], fps: float, seconds: float, size: tuple[int, 
             raise SystemExit(f"faceanon bench service: cannot read {clip}")
         for n in cameras:
             rows.append(await measure_baseline(clip, n, fps, seconds))
-            rows.append(await measure_pipeline(clip, n, fps, seconds, model, detect_size))
+            for target in targets:
+                rows.append(await measure_pipeline(clip, n, fps, seconds, model, detect_size, target=target))
             if restream:
                 rows.append(await measure_pipeline(clip, n, fps, seconds, model, detect_size, restream=True))
         print_table(rows, fps, size)
@@ -280,10 +283,11 @@ async def _run(cameras: list[int], fps: float, seconds: float, size: tuple[int, 
 
 def run(cameras: list[int] | None = None, fps: float = 5.0, seconds: float = 20.0,
         size: tuple[int, int] = (1280, 720), minutes: float = 0.0, clip: str | Path | None = None,
-        model: str | None = None, detect_size: int | None = None, restream: bool = False) -> list[Row]:
+        model: str | None = None, detect_size: int | None = None, restream: bool = False,
+        targets: tuple[str, ...] = ("face",)) -> list[Row]:
     """Measure and print the table; returns the rows."""
     return asyncio.run(_run(cameras or [1, 2, 4], fps, seconds, size, minutes,
-                            Path(clip) if clip else None, model, detect_size, restream))
+                            Path(clip) if clip else None, model, detect_size, restream, targets))
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -317,10 +321,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detect-size", type=int, help="cameras' detect_size (default: the service's)")
     parser.add_argument("--restream", action="store_true",
                         help="also run each count with the RTSP restream encoding every camera (a client on each)")
+    parser.add_argument("--targets", default="face",
+                        help="mask targets to run, e.g. face,head (head and person add the person detector; "
+                             "default face)")
     args = parser.parse_args(argv)
+    targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
+    if not targets or any(t not in ("face", "head", "person") for t in targets):
+        parser.error(f"--targets: expected face, head and/or person, got {args.targets!r}")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")
     run(args.cameras, args.fps, args.seconds, args.size, args.minutes, args.clip, args.model, args.detect_size,
-        args.restream)
+        args.restream, targets)
     return 0
 
 

@@ -58,7 +58,9 @@ def add_mask_options(p: argparse.ArgumentParser) -> None:
                    help="how faces are hidden (default %(default)s; fill is the only style that changes every "
                         "face pixel, see models/README.md)")
     g.add_argument("--target", choices=TARGETS, default="face",
-                   help="what each mask covers: the face, or the whole head with hair and ears (default %(default)s)")
+                   help="what is masked: faces; every head (faces grown over hair and ears, and the heads of people "
+                        "a person detector finds with no face seen); or every person whole (default %(default)s; "
+                        "head and person: `faceanon video` and the live service)")
     g.add_argument("--shape", choices=SHAPES, default=defaults.DEFAULT_SHAPE, help="mask shape (default %(default)s)")
     g.add_argument("--margin", type=float, default=defaults.DEFAULT_MARGIN, metavar="M",
                    help=f"grow each face box by this fraction of its size (default {defaults.DEFAULT_MARGIN}; "
@@ -79,7 +81,7 @@ def plan_from(args: argparse.Namespace) -> DetectPlan:
 def mask_style_from(args: argparse.Namespace) -> MaskStyle:
     return MaskStyle(style=args.style, shape=args.shape, margin=args.margin,
                      small_margin=defaults.SMALL_MARGIN, small_face=defaults.SMALL_FACE,
-                     fill_color=parse_color(args.fill_color), target=args.target)
+                     fill_color=parse_color(args.fill_color), target="face" if args.target == "face" else "head")
 
 
 def check_options(args: argparse.Namespace) -> str | None:

@@ -160,12 +160,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     except ModelError as err:
         say(str(err))
         return EXIT_FAILED
-    rows = [("", "name", "family", "size", "threshold", "license", "origin")]
+    rows = [("", "name", "finds", "family", "size", "threshold", "license", "origin")]
     for m in manifests.values():
         size = f"{m.file.stat().st_size / 1e6:.1f} MB" if m.file.is_file() else "missing"
         mark = "".join(sign for sign, default in (("*", defaults.IMAGE_MODEL), ("+", defaults.VIDEO_MODEL))
                        if m.name == default)
-        rows.append((mark, m.name, m.family, size, f"{m.threshold:g}", m.license, short_origin(m.origin)))
+        finds = "people" if m.kind == "person" else "faces"
+        rows.append((mark, m.name, finds, m.family, size, f"{m.threshold:g}", m.license, short_origin(m.origin)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from faceanon import defaults
-from faceanon.anonymizer import StreamAnonymizer
+from faceanon.anonymizer import StreamAnonymizer, models_for, people_look
 from faceanon.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ModelError, mask_style_from, progress, say
 from faceanon.detect import load_models
 from faceanon.media import MediaError, ensure_writable_dir
@@ -24,8 +24,9 @@ from faceanon.videojob import DetectorFailed, anonymize_video
 def build_anonymizer(args: argparse.Namespace, preset: defaults.Preset) -> StreamAnonymizer:
     """The preset with the options' overrides, its models loaded (ModelError on failure)."""
     stream = preset.stream(model=args.model, plan=args.plan, full_every=args.detect_every)
-    detectors = load_models(stream.models, args.family, args.provider, args.threads)
-    return StreamAnonymizer(detectors, stream, preset.hold(args.hold), args.threshold)
+    detectors = load_models(models_for(stream, args.target), args.family, args.provider, args.threads)
+    return StreamAnonymizer(detectors, stream, preset.hold(args.hold), args.threshold,
+                            people_look(detectors, args.target))
 
 
 def cmd_video(args: argparse.Namespace) -> int:

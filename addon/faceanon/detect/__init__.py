@@ -7,6 +7,7 @@ from faceanon.detect.canary import check_canary
 from faceanon.detect.centerface import CenterFace
 from faceanon.detect.fasterrcnn import FasterRCNN
 from faceanon.detect.manifest import DEFAULT_MODEL, Manifest, ModelError, bundled_manifests, resolve
+from faceanon.detect.nanodet import NanoDet
 from faceanon.detect.remote import RemoteSession, is_remote
 from faceanon.detect.retinaface import RetinaFace
 from faceanon.detect.runtime import create_session
@@ -14,9 +15,10 @@ from faceanon.detect.scrfd import SCRFD
 from faceanon.detect.yunet import YuNet
 
 FAMILIES: dict[str, type[FaceDetector]] = {
-    cls.family: cls for cls in (CenterFace, RetinaFace, FasterRCNN, YuNet, SCRFD)
+    cls.family: cls for cls in (CenterFace, RetinaFace, FasterRCNN, YuNet, SCRFD, NanoDet)
 }
-DEFAULT_THRESHOLDS = {"centerface": 0.5, "retinaface": 0.35, "fasterrcnn": 0.5, "yunet": 0.6, "scrfd": 0.5}
+DEFAULT_THRESHOLDS = {"centerface": 0.5, "retinaface": 0.35, "fasterrcnn": 0.5, "yunet": 0.6, "scrfd": 0.5,
+                      "nanodet": 0.4}
 
 
 def load_detector(model: str | None = None, family: str | None = None, provider: str = "cpu",

@@ -28,6 +28,7 @@ class Manifest:
     input_size: tuple[int, int] | None = None  # fixed (width, height) networks; None means dynamic
     options: dict = field(default_factory=dict)  # family-specific, e.g. {"face_label": 1}
     description: str = ""
+    kind: str = "face"  # what its detections are: face, or person (a person detector: the head and person targets)
 
     @staticmethod
     def from_json(path: Path) -> Manifest:
@@ -46,6 +47,7 @@ class Manifest:
                 input_size=tuple(size) if size else None,
                 options=data.get("options", {}),
                 description=data.get("description", ""),
+                kind=str(data.get("kind", "face")),
             )
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ModelError(f"{path}: invalid model manifest ({err})") from err

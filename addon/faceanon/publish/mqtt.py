@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 STATE_PERIOD = 30.0  # seconds between `<camera>/state` publishes (also on a privacy or face-count change)
 EXPIRE_AFTER = int(3 * STATE_PERIOD)  # state-fed sensors go unavailable when a frozen service stops sending
 # Retained, per camera; each control also has `<camera>/<control>/state` (and takes `<camera>/<control>/set`).
-CAMERA_TOPICS = ("snapshot", "faces", "state", "info", "available", "privacy_degraded",
+CAMERA_TOPICS = ("snapshot", "faces", "people", "state", "info", "available", "privacy_degraded",
                  *(f"{key}/state" for key in controls.CONTROL_KEYS))
 INFO_KEYS = ("model", "provider", "width", "height", "rtsp_port")  # `<camera>/info`: the camera's attributes
 FACE_SNAPSHOT_GAP = 1.0  # a face-count change publishes a snapshot, at most this often
@@ -56,6 +56,7 @@ class _Published:
     snapshot_at: float = 0.0
     snapshot_faces: int | None = None
     faces: int | None = None
+    people: str | None = None
     degraded: bool | None = None
     state_at: float | None = None
     info: str | None = None
@@ -64,6 +65,7 @@ class _Published:
 
     def reset(self) -> None:
         self.snapshot_seq = self.snapshot_faces = self.faces = self.degraded = self.state_at = self.info = None
+        self.people = None
         self.online = self.controls = None
 
 
@@ -92,6 +94,9 @@ def discovery_configs(feeds: Iterable[CameraFeed], topic_prefix: str, discovery_
             # Names, units and meanings as the integration's entities (custom_components/faceanon).
             ("sensor", "faces", {"name": "Faces", "state_topic": f"{base}/faces", "state_class": "measurement",
                                  "unit_of_measurement": "faces", "icon": "mdi:face-recognition"}),
+            # People in view: counted by the person detector of the head and person targets (unknown otherwise).
+            ("sensor", "people", {"name": "People", "state_topic": f"{base}/people", "state_class": "measurement",
+                                  "unit_of_measurement": "people", "icon": "mdi:account-group"}),
             ("binary_sensor", "privacy_degraded", {"name": "Privacy degraded",
                                                    "state_topic": f"{base}/privacy_degraded",
                                                    "device_class": "problem", "payload_on": "ON",
@@ -394,6 +399,9 @@ class MqttPublisher:
         changed = faces != done.faces or degraded != done.degraded
         if faces != done.faces and self._send(f"{base}/faces", str(faces)):
             done.faces = faces
+        people = "" if status.get("people") is None else str(int(status["people"]))  # "": unknown (target face)
+        if people != done.people and self._send(f"{base}/people", people):
+            done.people = people
         if degraded != done.degraded and self._send(f"{base}/privacy_degraded", "ON" if degraded else "OFF"):
             done.degraded = degraded
         if (changed or done.state_at is None or now - done.state_at >= STATE_PERIOD) and self._send(
