@@ -23,12 +23,13 @@ def test_models_table(capsys):
     code, out, _ = run(capsys, "models")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["name", "family", "size", "threshold", "license", "origin"]
+    assert lines[0].split() == ["name", "finds", "family", "size", "threshold", "license", "origin"]
     default = next(line for line in lines if line.startswith("*"))
-    assert default.split()[1:3] == ["centerface", "centerface"] and "7.3 MB" in default and "MIT" in default
-    assert any(line.split()[:2] == ["retinaface", "retinaface"] for line in lines)
+    assert default.split()[1:4] == ["centerface", "faces", "centerface"] and "7.3 MB" in default and "MIT" in default
+    assert any(line.split()[:3] == ["retinaface", "faces", "retinaface"] for line in lines)
     assert "execution providers available:" in out and "cpu" in out
-    assert any(line.split()[:2] == ["yunet", "yunet"] and "Apache-2.0" in line for line in lines)
+    assert any(line.split()[:3] == ["yunet", "faces", "yunet"] and "Apache-2.0" in line for line in lines)
+    assert any(line.split()[:3] == ["nanodet-person", "people", "nanodet"] and "Apache-2.0" in line for line in lines)
     plans = out[out.index("plans"):]
     assert "max       centerface@0.5x + centerface@1x + centerface@2x <=3072px" in plans
 
