@@ -101,6 +101,7 @@ class CameraFeed:
                  count_hold_s: float = FACE_COUNT_HOLD_S) -> None:
         self.name = name
         self.enabled = True  # False: the camera is off (config or control): it reads and publishes nothing
+        self.setup_error: str | None = None  # why the camera could not even be set up (it then runs no pipeline)
         self.controls: dict = {}  # the camera's controls as they act now (faceanon.controls.values)
         self.seq = 0
         self._latest: Anonymized | None = None
@@ -212,6 +213,8 @@ class CameraFeed:
     def state(self, now: float | None = None) -> tuple[str, str | None, float | None]:
         """(state, reason in words, seconds until the source retries): live, degraded, offline, starting or off."""
         now = time.monotonic() if now is None else now
+        if self.setup_error:
+            return "offline", f"cannot set up the camera ({self.setup_error})", None
         if not self.enabled:
             return "off", "turned off: it reads and publishes nothing", None
         if self.privacy_degraded:

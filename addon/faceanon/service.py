@@ -171,7 +171,9 @@ class Service:
         except Exception as err:  # a camera that cannot even be set up is skipped, the rest run
             log.error("%s: cannot set up the camera (%s)", cam["name"], one_line(err))
             self._switched_off(cam)
+            feed.setup_error = one_line(err)
             return False
+        feed.setup_error = None
         log.info("%s: reading %s at %g fps", cam["name"], redact(cam["url"]), cam["detect_fps"])
         self.running[cam["name"]] = (pipeline, asyncio.create_task(self._guard(pipeline), name=f"camera-{cam['name']}"))
         return True

@@ -11,11 +11,8 @@ import contextlib
 import hmac
 import json
 import logging
-import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -26,7 +23,7 @@ from faceanon import controls, defaults
 from faceanon.publish import CameraFeed, guard, json_default, valid_camera_name
 from faceanon.publish.events import EventStream
 from faceanon.publish.guard import GuardCounts, GuardedSite
-from faceanon.publish.sessions import COOKIE, FAILED_LOGIN_DELAY_S, Sessions
+from faceanon.publish.webpage import OPEN_PATHS, WebPage
 from faceanon.source.base import ScrubSecrets
 
 if TYPE_CHECKING:
@@ -49,7 +46,6 @@ STREAM_KEEPALIVE = 5.0  # resend the newest frame this often when none arrives, 
 STREAM_WRITE_TIMEOUT = 20.0  # a client that takes longer than this to take one frame is dropped
 MAX_STREAMS = 32
 MAX_HEIGHT = 4320
-INGRESS_PATH = re.compile(r"/[A-Za-z0-9_./-]*")
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",  # tokens may travel in ?token=
@@ -60,8 +56,6 @@ SECURITY_HEADERS = {
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Change a camera's controls: (camera, {control: value}) -> its controls now; ControlError, KeyError (no camera).
 SetControls = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
-# Routes a browser may fetch without the token: the page (which holds no camera data), its icon, the login.
-OPEN_PATHS = ("/", "/favicon.svg", "/favicon.ico", "/api/login", "/api/logout")
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
@@ -99,15 +93,12 @@ class HttpServer:
         self.service_id = service_id  # stable per installation (faceanon.identity): Home Assistant's unique id
         self.set_controls = set_controls  # the service's (faceanon.service.Service.set_controls); None: read-only
         self.service_info = service_info  # MQTT connection, detectors, uptime (faceanon.service.Service.info)
-        self.sessions = Sessions()  # the web page's logins (publish/sessions.py)
         self.serves_jobs = False  # the process also runs a snapshot worker (faceanon.worker): zero cameras is fine
         self.version = version
         self.rtsp_port = rtsp_port  # the built-in RTSP server's, for clients building stream URLs
         self.feeds: dict[str, CameraFeed] = {feed.name: feed for feed in feeds}
         scrub_aiohttp_logs()
-        web_files = resources.files("faceanon").joinpath("web")
-        self._page = web_files.joinpath("index.html").read_text("utf-8")
-        self._icon = web_files.joinpath("favicon.svg").read_bytes()
+        self.page = WebPage(self._token)  # the page, its icon and its login (publish/webpage.py)
         self._closing = asyncio.Event()
         self._event_stream = EventStream(self._cameras_body, self._closing,
                                          lambda o: json.dumps(o, default=json_default))
@@ -117,11 +108,7 @@ class HttpServer:
 
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._headers_middleware, self._auth_middleware])
-        app.router.add_get("/", self._index)
-        app.router.add_get("/favicon.svg", self._favicon)
-        app.router.add_get("/favicon.ico", self._favicon)
-        app.router.add_post("/api/login", self._login)
-        app.router.add_post("/api/logout", self._logout)
+        self.page.add_routes(app)
         app.router.add_get("/api/service", self._service)
         app.router.add_get("/api/health", self._health)
         app.router.add_get("/api/cameras", self._cameras)
@@ -184,15 +171,12 @@ class HttpServer:
         except UnicodeError:  # a header no token can match (lone surrogates from undecodable bytes)
             return False
 
-    def _session_ok(self, request: web.Request) -> bool:
-        return self._token is not None and self.sessions.valid(request.cookies.get(COOKIE))
-
     @web.middleware
     async def _auth_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         # The page itself holds no camera data (it asks for the token when the API wants one), so a browser opening
         # the service's address (Home Assistant's device link) gets the page, not a 401.
         page = request.path in OPEN_PATHS and not (self.ingress_only and self._token is None)
-        if page or request.path == "/api/health" or self._token_ok(request) or self._session_ok(request):
+        if page or request.path == "/api/health" or self._token_ok(request) or self.page.session_ok(request):
             return await handler(request)
         if self.ingress_only:
             if request.remote == self.ingress_peer:
@@ -335,33 +319,6 @@ class HttpServer:
         values = dict(getattr(feed, "controls", {}))
         return web.json_response({"name": feed.name, "values": values, "options": controls.options(values.get("plan"))})
 
-    async def _favicon(self, _request: web.Request) -> web.Response:
-        return web.Response(body=self._icon, content_type="image/svg+xml",
-                            headers={"Cache-Control": "public, max-age=86400"})
-
-    async def _login(self, request: web.Request) -> web.Response:
-        """POST {"token"}: the web page's login; a right token gets an HttpOnly session cookie (publish/sessions.py)."""
-        if self._token is None:
-            return _error(400, "this service has no token: nothing to log in to")
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        sent = body.get("token") if isinstance(body, dict) else None
-        if not isinstance(sent, str) or not hmac.compare_digest(sent.encode("utf-8", "replace"), self._token):
-            log.warning("http: a wrong token was sent to the login from %s", request.remote)
-            await asyncio.sleep(FAILED_LOGIN_DELAY_S)
-            return _error(401, "wrong token")
-        response = web.json_response({"ok": True})
-        response.headers["Set-Cookie"] = self.sessions.cookie_header(self.sessions.new())
-        return response
-
-    async def _logout(self, request: web.Request) -> web.Response:
-        self.sessions.drop(request.cookies.get(COOKIE))
-        response = web.json_response({"ok": True})
-        response.headers["Set-Cookie"] = self.sessions.expired_cookie_header()
-        return response
-
     async def _service(self, _request: web.Request) -> web.Response:
         """The web page's service panel: version, uptime, MQTT, detectors, restream, Home Assistant."""
         body: dict[str, Any] = {"version": self.version, "id": self.service_id, "cameras": list(self.feeds),
@@ -437,15 +394,3 @@ class HttpServer:
             lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
             lines += [f"{name}{{{labels}}} {value:g}" if labels else f"{name} {value:g}" for labels, value in samples]
         return "\n".join(lines) + "\n"
-
-    async def _index(self, request: web.Request) -> web.Response:
-        nonce = secrets.token_urlsafe(16)
-        base = ""
-        ingress = request.headers.get("X-Ingress-Path", "")
-        if ingress and INGRESS_PATH.fullmatch(ingress) and "//" not in ingress and ".." not in ingress:
-            # The page uses relative URLs; under ingress the base makes them resolve below the ingress prefix.
-            base = f'<base href="{ingress.rstrip("/")}/">'
-        html = self._page.replace("<!--base-->", base).replace("{{nonce}}", nonce)
-        csp = (f"default-src 'none'; img-src 'self' data:; connect-src 'self'; style-src 'nonce-{nonce}'; "
-               f"script-src 'nonce-{nonce}'; base-uri 'self'; form-action 'none'; frame-ancestors 'self'")
-        return web.Response(text=html, content_type="text/html", headers={"Content-Security-Policy": csp})
