@@ -2,9 +2,10 @@
 
 A face detector finds nothing on a person seen from behind, far away or with a 6 px face, yet someone who knows
 them still recognises them. With target `head`, every person whose head no face mask covers gets a head mask (the
-top of their box); with `person`, every person is masked whole. The boxes go to the hold like faces do (it follows
-them and only ever adds masks), as *face-equivalent* boxes: the masker grows every box of these targets into a head
-(faceanon.detect.heads.HEAD_GROWTH), so a region is handed over shrunk by that growth, and comes out as that region.
+top of their box); with `person`, every person is masked whole. The boxes go to a hold of their own (it keeps them
+where they were seen, growing, and only ever adds masks; faceanon.anonymizer), as *face-equivalent* boxes: the
+masker grows every box of these targets into a head (faceanon.detect.heads.HEAD_GROWTH), so a region is handed over
+shrunk by that growth, and comes out as that region.
 """
 
 from __future__ import annotations
