@@ -171,11 +171,17 @@ class TcpForward:
         import threading
 
         target = target_port
+        # Every open connection: `close` ends them, then joins the threads serving them, so none outlives the test
+        # (Home Assistant's harness fails a test that leaves a thread behind; a keep-alive client would keep one).
+        self._sockets: set[socket.socket] = set()
+        open_sockets = self._sockets
 
         class Pipe(socketserver.BaseRequestHandler):
             def handle(self) -> None:
+                open_sockets.add(self.request)
                 upstream = socket.create_connection(("127.0.0.1", target), 5)
                 sockets = [self.request, upstream]
+                open_sockets.update(sockets)
 
                 def pump(src: socket.socket, dst: socket.socket) -> None:
                     try:
@@ -195,7 +201,8 @@ class TcpForward:
                 upstream.close()
 
         class Server(socketserver.ThreadingTCPServer):
-            daemon_threads = True
+            daemon_threads = False  # the server keeps its handler threads, and server_close joins them
+            block_on_close = True
             allow_reuse_address = True
 
         self.server = Server(("127.0.0.1", 0), Pipe)
@@ -203,8 +210,11 @@ class TcpForward:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.shutdown()  # no new connection
+        for sock in list(self._sockets):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # each pump sees the end and its handler returns
+        self.server.server_close()  # joins the handler threads (each joins its second pump)
 
 
 def retained(broker_port: int, topic: str, wait_s: float = 2.0) -> bytes | None:
