@@ -53,6 +53,7 @@ class FaultServer:
         self.port = free_port()
         self.runner: web.AppRunner | None = None
         self.served = 0
+        self.requests: dict[str, int] = {}  # per snapshot path: its faults come on a schedule of its own
 
     def frame(self, i: int) -> bytes:
         self.served += 1
@@ -92,14 +93,14 @@ class FaultServer:
 
     async def snapshot(self, request: web.Request) -> web.Response:
         fault = request.match_info["fault"]
-        n = self.served
-        if fault == "error" and n % 2:
+        # Each path counts its own requests (a counter shared with the MJPEG streams made the login page answer
+        # every first request of a connection in one run in ~60: the source never got past its probe).
+        n = self.requests[fault] = self.requests.get(fault, 0) + 1
+        if fault == "error" and n % 2:  # the 1st, 3rd, ... request: the source reconnects
             return web.Response(status=500, text="camera busy")
-        if fault == "bomb" and n % 2:
-            self.served += 1
+        if fault == "bomb" and n % 2:  # refused before decoding: a corrupt frame
             return web.Response(body=bomb_jpeg(), content_type="image/jpeg")
-        if fault == "html" and n % 2:
-            self.served += 1
+        if fault == "html" and n % 2 == 0:  # a JPEG first (the probe), then a login page every other poll
             return web.Response(text="<html>login</html>", content_type="text/html")
         if fault == "slow":
             await asyncio.sleep(1.5)
