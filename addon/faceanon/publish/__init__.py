@@ -31,6 +31,13 @@ def json_default(value: Any) -> Any:
     return str(value)
 
 
+def json_error(status: int, message: str, **headers: str) -> Any:
+    """The HTTP routes' error answer: {"error": message} with the status (an aiohttp Response)."""
+    from aiohttp import web  # here, not at the top: the MQTT publisher does not need aiohttp
+
+    return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
 def valid_camera_name(name: str) -> bool:
     return CAMERA_NAME.match(name) is not None
 
@@ -44,4 +51,4 @@ def snapshot_interval(feed: CameraFeed) -> float:
         return DEFAULT_SNAPSHOT_INTERVAL
 
 
-__all__ = ["CAMERA_NAME", "CameraFeed", "json_default", "snapshot_interval", "valid_camera_name"]
+__all__ = ["CAMERA_NAME", "CameraFeed", "json_default", "json_error", "snapshot_interval", "valid_camera_name"]

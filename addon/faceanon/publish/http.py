@@ -20,7 +20,7 @@ import numpy as np
 from aiohttp import web
 
 from faceanon import controls, defaults
-from faceanon.publish import CameraFeed, guard, json_default, valid_camera_name
+from faceanon.publish import CameraFeed, guard, json_default, json_error, valid_camera_name
 from faceanon.publish.events import EventStream
 from faceanon.publish.guard import GuardCounts, GuardedSite
 from faceanon.publish.webpage import OPEN_PATHS, WebPage
@@ -56,10 +56,6 @@ SECURITY_HEADERS = {
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Change a camera's controls: (camera, {control: value}) -> its controls now; ControlError, KeyError (no camera).
 SetControls = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
-def _error(status: int, message: str, **headers: str) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers or None)
 
 
 def scale_jpeg(jpeg: bytes, height: int) -> bytes:
@@ -155,7 +151,7 @@ class HttpServer:
         try:
             response = await handler(request)
         except web.HTTPException as exc:
-            response = _error(exc.status, exc.reason)
+            response = json_error(exc.status, exc.reason)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         return response
@@ -182,10 +178,10 @@ class HttpServer:
             if request.remote == self.ingress_peer:
                 return await handler(request)
             if self._token is None:
-                return _error(403, "only Home Assistant ingress may connect (ingress_only)")
+                return json_error(403, "only Home Assistant ingress may connect (ingress_only)")
         elif self._token is None:
             return await handler(request)
-        return _error(401, "a valid bearer token is required", **{"WWW-Authenticate": 'Bearer realm="faceanon"'})
+        return json_error(401, "a valid bearer token is required", **{"WWW-Authenticate": 'Bearer realm="faceanon"'})
 
     # routes -------------------------------------------------------------------------------------------------
 
@@ -245,13 +241,13 @@ class HttpServer:
         feed = self._feed(request)
         jpeg = feed.latest_jpeg
         if not getattr(feed, "enabled", True):
-            return _error(503, "the camera is off")
+            return json_error(503, "the camera is off")
         if jpeg is None:
-            return _error(503, "no anonymized frame yet", **{"Retry-After": "1"})
+            return json_error(503, "no anonymized frame yet", **{"Retry-After": "1"})
         height = request.query.get("h")
         if height is not None:
             if not (height.isascii() and height.isdigit()) or int(height) < 1:  # "²".isdigit() is True
-                return _error(400, "h must be a height in pixels (a positive integer)")
+                return json_error(400, "h must be a height in pixels (a positive integer)")
             if int(height) < MAX_HEIGHT:  # never scaled up: a taller request gets the frame as it is
                 jpeg = await asyncio.to_thread(scale_jpeg, jpeg, int(height))
         return web.Response(body=jpeg, content_type="image/jpeg")
@@ -259,9 +255,9 @@ class HttpServer:
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         feed = self._feed(request)
         if not getattr(feed, "enabled", True):
-            return _error(503, "the camera is off")
+            return json_error(503, "the camera is off")
         if self._streams >= MAX_STREAMS:
-            return _error(503, f"too many streams (at most {MAX_STREAMS})", **{"Retry-After": "5"})
+            return json_error(503, f"too many streams (at most {MAX_STREAMS})", **{"Retry-After": "5"})
         response = web.StreamResponse(headers={
             "Content-Type": "multipart/x-mixed-replace; boundary=frame", **SECURITY_HEADERS})
         self._streams += 1
@@ -307,15 +303,15 @@ class HttpServer:
         feed = self._feed(request)
         if request.method == "PUT":
             if self.set_controls is None:
-                return _error(405, "this service's controls cannot be changed")
+                return json_error(405, "this service's controls cannot be changed")
             try:
                 body = await request.json()
             except ValueError:
-                return _error(400, "expected a JSON object of controls")
+                return json_error(400, "expected a JSON object of controls")
             try:
                 await self.set_controls(feed.name, body)
             except controls.ControlError as err:
-                return _error(400, str(err))
+                return json_error(400, str(err))
         values = dict(getattr(feed, "controls", {}))
         return web.json_response({"name": feed.name, "values": values, "options": controls.options(values.get("plan"))})
 
@@ -333,14 +329,14 @@ class HttpServer:
         """GET: whether Home Assistant's integration has this service; PUT {"claimed": bool}: it takes or releases
         it (the MQTT discovery of the cameras is withdrawn while it has it: one device per camera)."""
         if self.claim is None:
-            return _error(404, "this service keeps no integration claim")
+            return json_error(404, "this service keeps no integration claim")
         if request.method == "PUT":
             try:
                 body = await request.json()
             except ValueError:
                 body = None
             if not isinstance(body, dict) or not isinstance(body.get("claimed"), bool):
-                return _error(400, 'expected a JSON object {"claimed": true|false}')
+                return json_error(400, 'expected a JSON object {"claimed": true|false}')
             await asyncio.to_thread(self.claim.set, body["claimed"])
         return web.json_response({"claimed": self.claim.claimed})
 

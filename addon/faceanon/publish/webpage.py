@@ -13,16 +13,13 @@ from importlib import resources
 
 from aiohttp import web
 
+from faceanon.publish import json_error
 from faceanon.publish.sessions import COOKIE, FAILED_LOGIN_DELAY_S, Sessions
 
 log = logging.getLogger("faceanon.publish.http")
 INGRESS_PATH = re.compile(r"/[A-Za-z0-9_./-]*")
 # Routes a browser may fetch without the token: the page (which holds no camera data), its icon, the login.
 OPEN_PATHS = ("/", "/favicon.svg", "/favicon.ico", "/api/login", "/api/logout")
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 class WebPage:
@@ -50,7 +47,7 @@ class WebPage:
     async def _login(self, request: web.Request) -> web.Response:
         """POST {"token"}: the web page's login; a right token gets an HttpOnly session cookie (publish/sessions.py)."""
         if self._token is None:
-            return _error(400, "this service has no token: nothing to log in to")
+            return json_error(400, "this service has no token: nothing to log in to")
         try:
             body = await request.json()
         except ValueError:
@@ -59,7 +56,7 @@ class WebPage:
         if not isinstance(sent, str) or not hmac.compare_digest(sent.encode("utf-8", "replace"), self._token):
             log.warning("http: a wrong token was sent to the login from %s", request.remote)
             await asyncio.sleep(FAILED_LOGIN_DELAY_S)
-            return _error(401, "wrong token")
+            return json_error(401, "wrong token")
         response = web.json_response({"ok": True})
         response.headers["Set-Cookie"] = self.sessions.cookie_header(self.sessions.new())
         return response
