@@ -75,7 +75,10 @@ class Preset:
 # The look at moving regions: each region's crop enlarged up to 2x (at most 320 px) for faces of 10-20 px and
 # halved for large, soft ones, both at a low threshold (0.07): a moving region is where a face is likely.
 REGIONS = "2x<=320:t0.07+0.5x:t0.07"
+# The live preset's region looks spend at most 300,000 px a frame, taken in turns (detect/stream.py): walkers clips
+# leave 6.3 % of face-frames unmasked (200,000: 7.5 %; the old 100,000 smallest-first: 16.2 %) and 4 cameras of
+# 1280x720 still hold 5 fps on 2 cores (`faceanon bench privacy`, `faceanon bench service`; models/README.md).
 PRESETS: dict[str, Preset] = {
     "video": Preset("video", VIDEO_MODEL, VIDEO_PLAN, REGIONS, full_every=3),
-    "live": Preset("live", STREAM_MODEL, STREAM_PLAN, REGIONS, full_every=3, region_budget=100_000, fps=5.0),
+    "live": Preset("live", STREAM_MODEL, STREAM_PLAN, REGIONS, full_every=3, region_budget=300_000, fps=5.0),
 }

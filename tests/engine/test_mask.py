@@ -26,18 +26,40 @@ def test_auto_fill_is_black_unless_black_would_change_nothing() -> None:
     out = apply_masks(frame.copy(), np.array([[20, 20, 60, 60], [120, 20, 160, 60]], np.float32),
                       MaskStyle("fill", "box", 0.0, small_margin=0.0))
     assert out[40, 40].tolist() == [0, 0, 0]
-    assert out[40, 140].tolist() == list(PALETTE[1])  # white: black would have left the face as it was
+    assert out[40, 140].tolist() == list(PALETTE[1])  # navy: black would have left the face as it was
     assert changed_pixels(frame, out)[20:60, 20:60].all() and changed_pixels(frame, out)[20:60, 120:160].all()
     fixed = apply_masks(frame.copy(), np.array([[120, 20, 160, 60]], np.float32),
                         MaskStyle("fill", "box", 0.0, small_margin=0.0, fill_color=parse_color("#000000")))
     assert fixed[40, 140].tolist() == [0, 0, 0]
 
 
+def test_auto_fill_also_weighs_what_the_mask_covers_around_the_face() -> None:
+    """A light face in dark hair: its box's ellipse has no near-black pixel, but the mask grown over the hair does;
+    black would leave the hair, and with it part of the labelled face, as it was (walkers clips: 0.76 covered)."""
+    frame = np.full((200, 200, 3), 20, np.uint8)  # dark hair and background
+    frame[80:120, 80:120] = 200  # the face the detector boxed
+    boxes = np.array([[80, 80, 120, 120]], np.float32)
+    out = apply_masks(frame.copy(), boxes, MaskStyle("fill", "ellipse", 0.5, small_margin=0.0))
+    assert out[100, 100].tolist() == list(PALETTE[1])
+    grown = mask_boxes(boxes, MaskStyle("fill", "ellipse", 0.5, small_margin=0.0), 200, 200)[0]
+    centre = changed_pixels(frame, out)[grown[1] + 8:grown[3] - 8, 100]
+    assert centre.all()  # every pixel down the mask's middle changed, hair included
+
+
+def test_a_box_whose_face_lies_off_the_frame_is_still_masked() -> None:
+    """The face's own box is clipped to nothing at the frame's edge while its grown mask reaches in (a held face
+    moving out): the colour comes from what the mask covers (this raised in cv2.ellipse once)."""
+    frame = np.full((100, 100, 3), 150, np.uint8)
+    out = apply_masks(frame.copy(), np.array([[-8, 10, 0, 30]], np.float32),
+                      MaskStyle("fill", "box", 0.5, small_margin=0.0))
+    assert changed_pixels(frame, out)[12:28, 0:2].all()
+
+
 def test_overlapping_boxes_choose_their_colour_from_the_unmasked_frame() -> None:
     frame = np.full((100, 100, 3), 200, np.uint8)
     boxes = np.array([[10, 10, 60, 60], [30, 30, 80, 80]], np.float32)
     out = apply_masks(frame.copy(), boxes, MaskStyle("fill", "box", 0.0, small_margin=0.0))
-    assert (out[30:80, 30:80] == 0).all()  # the second box did not turn white over the first box's black
+    assert (out[30:80, 30:80] == 0).all()  # the second box did not turn navy over the first box's black
 
 
 @pytest.mark.parametrize("style", ["blur", "pixelate", "fill"])

@@ -87,11 +87,12 @@ def masked_head_shares(target: str) -> tuple[list[float], int]:
 
 
 def test_far_heads_a_face_detector_misses_are_masked_with_target_head() -> None:
-    """By the team's rule (a head is masked when >= 80 % of its ellipse changed): with target face 1 of the 3 heads
-    is masked, with head and person all 3."""
+    """By the team's rule (a head is masked when >= 80 % of its ellipse changed): with head and person all 3. With
+    target face 1 of the 3 was, until the region looks took turns in a crowd (detect/stream.py): now the faces of
+    all 3 are found, and the head target is the cover for the person whose face no look finds."""
     face, face_people = masked_head_shares("face")
     head, people = masked_head_shares("head")
-    assert sum(share >= 0.8 for share in face) <= 1 and face_people == 0
+    assert face_people == 0 and sum(share >= 0.8 for share in face) >= 2
     assert all(share >= 0.8 for share in head) and people >= 5
     whole, _ = masked_head_shares("person")
     assert all(share >= 0.8 for share in whole)

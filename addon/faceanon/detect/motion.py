@@ -90,37 +90,22 @@ def _hull(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([np.minimum(a[..., :2], b[..., :2]), np.maximum(a[..., 2:], b[..., 2:])], axis=-1)
 
 
-def _root(parent: list[int], i: int) -> int:
-    """Union-find: the root of i's group, halving the path on the way."""
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
 
 
 def merge_boxes(boxes: np.ndarray, limit: int) -> np.ndarray:
-    """Union overlapping boxes until none overlap, then merge the pairs whose union adds the least area until at
-    most `limit` are left."""
+    """Merge the pairs whose union scans no more pixels than the two apart (one inside the other, or overlapping
+    by much), cheapest first, then the pairs whose union adds the least area until at most `limit` are left.
+    Uniting every overlap instead chained a crowd's boxes into one region the size of the frame, which a region
+    look then shrinks below a whole-frame look (measured on walkers clips: faces of 80 px went unmasked)."""
     b = np.asarray(boxes, np.float32).reshape(-1, 4)
-    while len(b) > 1:
-        overlap = ((b[:, None, 0] < b[None, :, 2]) & (b[None, :, 0] < b[:, None, 2])
-                   & (b[:, None, 1] < b[None, :, 3]) & (b[None, :, 1] < b[:, None, 3]))
-        parent = list(range(len(b)))
-        for i, j in np.argwhere(np.triu(overlap, 1)):
-            parent[_root(parent, int(i))] = _root(parent, int(j))
-        groups: dict[int, np.ndarray] = {}
-        for i in range(len(b)):
-            r = _root(parent, i)
-            groups[r] = b[i] if r not in groups else _hull(groups[r], b[i])
-        if len(groups) == len(b):
-            break
-        b = np.asarray(list(groups.values()), np.float32)
     area = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    while len(b) > max(1, limit):
+    while len(b) > 1:
         hulls = _hull(b[:, None, :], b[None, :, :])
         cost = np.prod(hulls[..., 2:] - hulls[..., :2], axis=-1) - area[:, None] - area[None, :]
         np.fill_diagonal(cost, np.inf)
         i, j = np.unravel_index(int(np.argmin(cost)), cost.shape)
+        if cost[i, j] > 0 and len(b) <= max(1, limit):
+            break
         b[i] = hulls[i, j]
         b = np.delete(b, j, axis=0)
         area = np.prod(b[:, 2:] - b[:, :2], axis=1)

@@ -1,0 +1,74 @@
+"""Where a stream's region looks go: moving boxes merged only where that saves pixels (a crowd stays many regions,
+not one frame-sized region a look would shrink), and a pixel budget shared in turns (every region of a crowd is
+looked at within a few frames; none is starved because it is large)."""
+
+from __future__ import annotations
+
+import numpy as np
+from faceanon import defaults
+from faceanon.detect import load_detector
+from faceanon.detect.motion import merge_boxes
+from faceanon.detect.stream import StreamScanner
+
+
+def area(boxes: np.ndarray) -> float:
+    return float(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1).sum())
+
+
+def test_a_crowd_of_touching_boxes_stays_many_regions() -> None:
+    """Sixteen 100 px boxes in a chain, each overlapping the next at a corner: uniting every overlap made one region
+    of 1,600 x 1,600 px; merging only what saves pixels keeps them apart."""
+    chain = np.array([[i * 90, i * 90, i * 90 + 100, i * 90 + 100] for i in range(16)], np.float32)
+    regions = merge_boxes(chain, limit=24)
+    assert len(regions) == 16
+    assert area(regions) <= area(chain)
+
+
+def test_boxes_inside_or_mostly_over_each_other_merge() -> None:
+    boxes = np.array([[0, 0, 200, 200], [50, 50, 100, 100],  # one inside the other
+                      [400, 0, 500, 100], [420, 0, 520, 100],  # overlapping by 80 %
+                      [800, 800, 900, 900]], np.float32)  # alone
+    regions = merge_boxes(boxes, limit=24)
+    assert sorted(map(tuple, regions.astype(int).tolist())) == [(0, 0, 200, 200), (400, 0, 520, 100),
+                                                              (800, 800, 900, 900)]
+
+
+def test_more_boxes_than_the_limit_merge_the_cheapest_unions_first() -> None:
+    boxes = np.array([[i * 150, 0, i * 150 + 100, 100] for i in range(6)], np.float32)
+    boxes[5] += [2000, 0, 2000, 0]  # far from the rest
+    regions = merge_boxes(boxes, limit=3)
+    assert len(regions) == 3
+    assert any(np.array_equal(r, boxes[5]) for r in regions)  # the far one stays alone
+
+
+def test_a_pixel_budget_gives_every_region_of_a_crowd_its_turn() -> None:
+    """Twelve regions of which about three fit the budget each frame: within a few frames every one was looked at,
+    the largest too (smallest-first starved it for good), and no frame spends more than the budget (after its
+    first region)."""
+    plan = defaults.PRESETS["live"].stream()
+    scanner = StreamScanner(load_detector("centerface-int8"), plan)
+    boxes, x, y = [], 0, 0
+    for side in (60, 70, 80, 90, 100, 110, 120, 130, 140, 150, 160, 300):
+        if x + side > 1280:
+            x, y = 0, y + 320
+        boxes.append([x, y, x + side, y + side])
+        x += side + 50
+    regions = np.array(boxes, np.float32)
+    costs = [sum(float(np.prod(r[2:] - r[:2])) * s * s for _, s in plan.regions.passes_for(int(r[2] - r[0]),
+                                                                                           int(r[3] - r[1])))
+             for r in regions]
+    budget = int(sum(costs) / 4)
+    scanner.plan = type(plan)(plan.full, plan.full_every, plan.regions, region_budget=budget)
+    looked: dict[int, list[int]] = {i: [] for i in range(len(regions))}
+    for frame in range(1, 13):
+        scanner.frames = frame
+        chosen = scanner._within_budget(regions, np.zeros((0, 4), np.float32), 1280, 720)
+        spent = 0.0
+        for r in chosen:
+            i = int(np.flatnonzero((regions == r).all(axis=1))[0])
+            looked[i].append(frame)
+            spent += costs[i]
+        assert 1 <= len(chosen) < len(regions)
+        assert spent <= budget or len(chosen) == 1
+    assert all(frames and frames[0] <= 5 for frames in looked.values()), looked
+    assert len(looked[len(regions) - 1]) >= 2  # the 300 px region came back, not just once
