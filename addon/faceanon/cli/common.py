@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from faceanon import defaults
-from faceanon.detect import FAMILIES, FaceDetector, ModelError, load_models
+from faceanon.detect import FAMILIES, FaceDetector, ModelError, load_detector, load_models
+from faceanon.detect.people import PeopleLook
 from faceanon.detect.plan import DetectPlan, Pass, Scanner
 from faceanon.detect.plans import PLANS, PlanError, capped, resolve_plan
 from faceanon.mask import SHAPES, STYLES, TARGETS, MaskStyle, parse_color
@@ -59,8 +60,7 @@ def add_mask_options(p: argparse.ArgumentParser) -> None:
                         "face pixel, see models/README.md)")
     g.add_argument("--target", choices=TARGETS, default="face",
                    help="what is masked: faces; every head (faces grown over hair and ears, and the heads of people "
-                        "a person detector finds with no face seen); or every person whole (default %(default)s; "
-                        "head and person: `faceanon video` and the live service)")
+                        "a person detector finds with no face seen); or every person whole (default %(default)s)")
     g.add_argument("--shape", choices=SHAPES, default=defaults.DEFAULT_SHAPE, help="mask shape (default %(default)s)")
     g.add_argument("--margin", type=float, default=defaults.DEFAULT_MARGIN, metavar="M",
                    help=f"grow each face box by this fraction of its size (default {defaults.DEFAULT_MARGIN}; "
@@ -121,6 +121,13 @@ def load_plan(plan: DetectPlan, family: str | None = None, provider: str = "cpu"
     return load_models(plan.models, family, provider, threads)
 
 
+def build_people(args: argparse.Namespace) -> PeopleLook | None:
+    """The person detector's look for targets head and person (ModelError on failure); None for target face."""
+    if getattr(args, "target", "face") == "face":
+        return None
+    return PeopleLook(load_detector(defaults.PERSON_MODEL, None, args.provider, args.threads), args.target)
+
+
 def build_scanner(args: argparse.Namespace, floor: float | None = None) -> Scanner:
     """Load the plan's detectors (ModelError on failure) and wrap them in a Scanner."""
     plan = plan_from(args)
@@ -129,5 +136,5 @@ def build_scanner(args: argparse.Namespace, floor: float | None = None) -> Scann
 
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE", "PROG", "ModelError", "add_detector_options",
-           "add_mask_options", "build_scanner", "check_options", "load_plan", "mask_style_from", "plan_from",
-           "progress", "say"]
+           "add_mask_options", "build_people", "build_scanner", "check_options", "load_plan", "mask_style_from",
+           "plan_from", "progress", "say"]

@@ -18,6 +18,7 @@ from faceanon.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
     ModelError,
+    build_people,
     build_scanner,
     load_plan,
     mask_style_from,
@@ -83,6 +84,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         style = mask_style_from(args)
         try:
             scanner = build_scanner(args)
+            people = build_people(args)
             deface = None
             if args.compare_deface:
                 from faceanon.baseline import MODEL, DefaceLike
@@ -114,7 +116,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 t0 = time.perf_counter()
                 try:
                     if run is ours:
-                        original, _, every = anonymize_file(source, target, scanner, style, defaults.EVAL_FLOOR)
+                        original, _, every = anonymize_file(source, target, scanner, style, defaults.EVAL_FLOOR,
+                                                           people)
                     else:
                         original = read_image(source)
                         every = deface.detect(original, defaults.EVAL_FLOOR)

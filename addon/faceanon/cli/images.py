@@ -17,12 +17,14 @@ from faceanon.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     ModelError,
+    build_people,
     build_scanner,
     mask_style_from,
     progress,
     say,
 )
 from faceanon.detect import Faces, bundled_manifests
+from faceanon.detect.people import PeopleLook
 from faceanon.detect.plan import Scanner
 from faceanon.detect.plans import PLANS
 from faceanon.mask import MaskStyle, apply_masks
@@ -42,15 +44,19 @@ def reported_images(paths: list[str], exclude: Path | None = None) -> Inputs:
 
 
 def anonymize_file(source: Path, target: Path, scanner: Scanner, style: MaskStyle,
-                   floor: float | None = None) -> tuple[np.ndarray, Faces, Faces]:
-    """Read `source`, mask every face the plan finds, write `target` (format from its name, atomically).
-    Returns (the original pixels, the faces masked, the faces down to `floor`); MediaError on a bad file."""
+                   floor: float | None = None, people: PeopleLook | None = None) -> tuple[np.ndarray, Faces, Faces]:
+    """Read `source`, mask every face the plan finds (and with `people`, the heads or the whole of the people the
+    person detector finds), write `target` (format from its name, atomically). Returns (the original pixels, the
+    faces masked, the faces down to `floor`); MediaError on a bad file."""
     if target.resolve() == source.resolve():
         raise MediaError(source, "the output would overwrite the input; choose another -o folder")
     image = read_image(source)
     original = image.copy()
     found, every = scanner.scan_with_floor(image, floor)
-    write_image(target, apply_masks(image, found.boxes, style))
+    boxes = found.boxes
+    if people is not None:
+        boxes = np.concatenate([boxes, people.look(image, boxes).boxes])
+    write_image(target, apply_masks(image, boxes, style))
     return original, found, every
 
 
@@ -62,6 +68,7 @@ def cmd_image(args: argparse.Namespace) -> int:
     try:
         ensure_writable_dir(out_dir)
         scanner = build_scanner(args)
+        people = build_people(args)
     except MediaError as err:
         say(err.line())
         return EXIT_USAGE
@@ -74,7 +81,7 @@ def cmd_image(args: argparse.Namespace) -> int:
     try:
         for job in progress(inputs.jobs, desc="images", unit="img"):
             try:
-                _, found, _ = anonymize_file(job.source, out_dir / job.rel, scanner, style)
+                _, found, _ = anonymize_file(job.source, out_dir / job.rel, scanner, style, people=people)
             except MediaError as err:
                 say(err.line())
                 failed += 1
