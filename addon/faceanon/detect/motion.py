@@ -5,9 +5,9 @@ native or enlarged resolution) and at the whole frame only now and then (faceano
 OpenCV's MOG2 on a copy `width` px wide (about a millisecond per frame), together with what changed since the
 previous frame: MOG2 alone can take a jump (a scene cut, a looped clip, a run of dropped frames) for background,
 and faces that jumped would wait for the next whole-frame look. Regions are the boxes around the moving
-blobs, padded so a face at a blob's edge keeps its context, merged where they overlap, and reported in frame
-pixels. When most of the picture moves at once (a camera that pans, lights switching) the regions say so
-(`everything`) and the caller scans the whole frame instead.
+blobs, padded so a face at a blob's edge keeps its context, merged where that scans fewer pixels (`merge_boxes`),
+and reported in frame pixels. When most of the picture moves at once (a camera that pans, lights switching) the
+regions say so (`everything`) and the caller scans the whole frame instead.
 """
 
 from __future__ import annotations

@@ -33,8 +33,8 @@ class StreamPlan:
     # pass doubles the crop), with thresholds of their own. None: no region looks (the whole frame every frame).
     regions: DetectPlan | None = None
     motion_width: int = 320  # px of the grey copy the motion model runs on
-    # Pixels the region looks may scan per frame (after their scaling), 0: no limit. Tracked faces go first, then
-    # moving regions, smallest first (where the small faces are); what does not fit waits for the next frame.
+    # Pixels the region looks may scan per frame (after their scaling), 0: no limit. The regions whose place waited
+    # longest go first, then those with a tracked face, then the smallest; what does not fit waits its turn.
     region_budget: int = 0
 
     @property
