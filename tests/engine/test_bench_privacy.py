@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FACES_DEV, ROOT, SAMPLE_CLIP, need_shared
+from conftest import FACES_DEV, ROOT, SAMPLE_CLIP, VIDEO, need_shared
 from faceanon.bench.privacy import main as bench_privacy
 from faceanon.bench.privacy import score
 from faceanon.bench.walkers import make_clip
@@ -72,3 +72,17 @@ def test_a_short_run_prints_presets_and_deface_side_by_side(clip: tuple[Path, Pa
     doc = json.loads((tmp_path / "r.json").read_text())
     assert {r["label"] for r in doc["runs"]} == {"live", "video", "deface"}
     assert set(doc["totals"]) == {"live", "video", "deface"}
+
+
+def test_the_live_preset_masks_a_crowd(tmp_path: Path) -> None:
+    """16 walkers over the campus clip at 1280x720 (100 frames, seed 7), replayed as a live camera: 8.6 % of
+    (face, frame) pairs unmasked by the team's rule. Before moving boxes stopped chaining into one frame-sized
+    region and the region budget was taken in turns, the same clip left 14.2 %."""
+    from faceanon.cli import main
+
+    out = tmp_path / "crowd.mp4"
+    truth = make_clip(FACES_DEV / "annotations.json", need_shared(FACES_DEV), need_shared(VIDEO / "vtest.avi"), out,
+                      size=(1280, 720), frames=100, walkers=16, seed=7)
+    assert main(["video", str(out), "-o", str(tmp_path / "live.mp4"), "--preset", "live"]) == 0
+    result = score(truth, out, tmp_path / "live.mp4")
+    assert result["pairs"] > 1000 and result["frame_leak"] <= 0.11, result
