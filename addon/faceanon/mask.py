@@ -33,8 +33,8 @@ SHAPES: tuple[str, ...] = ("ellipse", "box")
 # finds without a face); or every person whole (faceanon.detect.people).
 TARGETS: tuple[str, ...] = ("face", "head", "person")
 AUTO = "auto"
-# BGR, black first. Navy (RGB 10, 30, 120) is within 24 of no pixel of any faces-dev face in every channel; white and
-# grey were each within 24 of 2 % or more of the pixels of a quarter to three quarters of the faces.
+# BGR, black first. Under 1 % of the pixels of every faces-dev face are within 24 of navy (RGB 10, 30, 120) in every
+# channel; white and grey were within 24 of 2 % or more of the pixels of a quarter to three quarters of the faces.
 PALETTE: tuple[tuple[int, int, int], ...] = ((0, 0, 0), (120, 30, 10))
 UNCHANGED = 24  # a pixel within this of its old value in every channel counts as unchanged (the team's rule)
 BLACK_ENOUGH = 0.02  # auto fill keeps black unless at least this share of the covered pixels is already near black
