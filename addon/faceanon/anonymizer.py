@@ -24,7 +24,9 @@ class Masks:
     faces: int  # faces in view: what the last whole-frame look found (region looks, at low thresholds, only add masks)
     held: int  # boxes the hold added
     look: Look
-    people: int = 0  # people in view, as the last person look counted them (targets head and person)
+    # People in view, as the last person look counted them; None without a person look (target face). It comes
+    # with the masks, so a frame an earlier anonymizer finished after a target change cannot count for the new one.
+    people: int | None = None
 
 
 # The person detector's cadence, in frames. Every 2nd frame with boxes held in place masked the 3 annotated far heads
@@ -84,4 +86,4 @@ class StreamAnonymizer:
             masks, held = np.concatenate([masks, people]), held + len(people) - len(found)
         if look.whole:
             self._in_view = look.whole_faces
-        return Masks(masks, self._in_view, held, look, self._people)
+        return Masks(masks, self._in_view, held, look, self._people if self.people is not None else None)

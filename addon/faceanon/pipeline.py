@@ -269,7 +269,7 @@ class CameraPipeline:
             return None
         self.feed.detect_ms.append(ms)
         self.feed.count_faces(masks.faces)
-        self.feed.count_people(masks.people if self.target != "face" else None)
+        self.feed.count_people(masks.people)
         self.feed.masks_held = masks.held
         return masks
 

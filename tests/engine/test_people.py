@@ -62,7 +62,7 @@ def test_people_far_away_are_found_on_the_campus_clip() -> None:
     assert 6 <= len(tall) <= 10
 
 
-def masked_head_shares(target: str) -> tuple[list[float], int]:
+def masked_head_shares(target: str) -> tuple[list[float], int | None]:
     """The share of each annotated head's ellipse that the output changed, after the stream ran up to frame 288
     at 5 fps, and the people count."""
     capture = cv2.VideoCapture(str(need_shared(VIDEO / "vtest.avi")))
@@ -92,7 +92,7 @@ def test_far_heads_a_face_detector_misses_are_masked_with_target_head() -> None:
     all 3 are found, and the head target is the cover for the person whose face no look finds."""
     face, face_people = masked_head_shares("face")
     head, people = masked_head_shares("head")
-    assert face_people == 0 and sum(share >= 0.8 for share in face) >= 2
+    assert face_people is None and sum(share >= 0.8 for share in face) >= 2  # no person look, no count
     assert all(share >= 0.8 for share in head) and people >= 5
     whole, _ = masked_head_shares("person")
     assert all(share >= 0.8 for share in whole)
