@@ -30,8 +30,8 @@ class Masks:
 
 
 # The person detector's cadence, in frames. Every 2nd frame with boxes held in place masked the 3 annotated far heads
-# of vtest.avi frame 288 (tests/engine/test_people.py) like every frame, at 1.5x the face target's CPU instead of 2x;
-# every 3rd frame lost one with target person.
+# of vtest.avi frame 288 (tests/engine/test_people.py) like every frame, at 1.5x the face target's CPU instead of 2x
+# (measured before the region budget took turns; 1.25x since); every 3rd frame lost one with target person.
 PEOPLE_EVERY = 2
 
 

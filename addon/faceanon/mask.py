@@ -26,7 +26,7 @@ from faceanon.detect.heads import head_boxes
 
 Style = Literal["blur", "pixelate", "fill"]
 Shape = Literal["ellipse", "box"]
-Target = Literal["face", "head"]
+Target = Literal["face", "head", "person"]
 STYLES: tuple[str, ...] = ("blur", "pixelate", "fill")
 SHAPES: tuple[str, ...] = ("ellipse", "box")
 # What a camera masks: faces; every head (faces grown over hair and ears, plus the heads of people a person detector
@@ -49,7 +49,9 @@ class MaskStyle:
     small_face: int = 32  # px
     fill_color: tuple[int, int, int] | str = AUTO  # BGR, or "auto"
     pixel_blocks: int = 5  # pixelate: blocks across the face (Argoverse's 5x5 grid)
-    target: Target = "face"  # head: each box is grown over the whole head (HEAD_GROWTH), not only the face
+    # head and person: each box is grown over the whole head (HEAD_GROWTH), not only the face (a person comes as
+    # the face-equivalent box that grows into them, faceanon.detect.heads)
+    target: Target = "face"
 
     def margin_for(self, side: float) -> float:
         if self.small_face <= 0 or side >= self.small_face:
@@ -87,7 +89,7 @@ def mask_boxes(boxes: np.ndarray, style: MaskStyle, width: int, height: int) -> 
     b = np.asarray(boxes, np.float32).reshape(-1, 4)
     sides = np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) if len(b) else np.zeros(0, np.float32)
     margins = np.array([style.margin_for(float(s)) for s in sides], np.float32)
-    if style.target == "head":  # the head box is the margin; small faces keep their extra
+    if style.target != "face":  # the head box is the margin; small faces keep their extra
         return grow(head_boxes(b), np.maximum(margins - style.margin, 0.0), width, height)
     return grow(b, margins, width, height)
 

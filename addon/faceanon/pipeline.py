@@ -73,8 +73,7 @@ def control_values(cam: dict, detector_cfg: dict) -> dict:
 
 def mask_style(cam: dict) -> MaskStyle:
     return MaskStyle(cam["style"], cam["shape"], cam["margin"], defaults.SMALL_MARGIN, defaults.SMALL_FACE,
-                     parse_color(cam.get("fill_color") or "auto"),
-                     target="face" if (cam.get("target") or "face") == "face" else "head")
+                     parse_color(cam.get("fill_color") or "auto"), target=cam.get("target") or "face")
 
 
 class CameraPipeline:

@@ -78,7 +78,7 @@ def masked_head_shares(target: str) -> tuple[list[float], int | None]:
     detectors = load_models(models)
     people = PeopleLook(detectors[defaults.PERSON_MODEL], target) if target != "face" else None
     anonymizer = StreamAnonymizer(detectors, stream, preset.hold(), None, people)
-    style = MaskStyle(target="face" if target == "face" else "head")
+    style = MaskStyle(target=target)
     for i, image in enumerate(frames[::2]):  # the clip is 10 fps; the camera takes every second frame
         masks = anonymizer.masks(image, i / 5)
     raw = frames[::2][-1]

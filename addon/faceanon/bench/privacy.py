@@ -24,6 +24,7 @@ import cv2
 from faceanon import defaults
 from faceanon.bench import SHARED_DATA
 from faceanon.leak import TrackTally, changed_pixels
+from faceanon.mask import TARGETS, MaskStyle, parse_color
 
 BACKGROUNDS = ("vtest.avi", "intel-sample-videos/one-by-one-person-detection.mp4")
 
@@ -68,7 +69,6 @@ class Run:
 def run_preset(name: str, clip: Path, out: Path, args: argparse.Namespace) -> tuple[float, int]:
     from faceanon.anonymizer import StreamAnonymizer, models_for, people_look
     from faceanon.detect import load_models
-    from faceanon.mask import MaskStyle, parse_color
     from faceanon.videojob import anonymize_video
 
     preset = defaults.PRESETS[name]
@@ -76,8 +76,7 @@ def run_preset(name: str, clip: Path, out: Path, args: argparse.Namespace) -> tu
     detectors = load_models(models_for(stream, args.target), None, "cpu", args.threads)
     anonymizer = StreamAnonymizer(detectors, stream, preset.hold(), None, people_look(detectors, args.target))
     fps = args.fps if name == "live" else preset.fps
-    style = MaskStyle(args.style, fill_color=parse_color(args.fill_color),
-                      target="face" if args.target == "face" else "head")
+    style = MaskStyle(args.style, fill_color=parse_color(args.fill_color), target=args.target)
     result = anonymize_video(clip, out, anonymizer, style, fps, fail_closed=fps is not None)
     return result.seconds, result.frames
 
@@ -195,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plan", help="replace the presets' whole-frame plan")
     parser.add_argument("--detect-every", type=int, help="replace the presets' whole-frame cadence")
     parser.add_argument("--style", default="fill", choices=("fill", "blur", "pixelate"))
-    parser.add_argument("--target", default="face", choices=("face", "head", "person"),
+    parser.add_argument("--target", default="face", choices=TARGETS,
                         help="what the presets mask (head and person run the person detector too)")
     parser.add_argument("--fill-color", default="auto")
     parser.add_argument("--threads", type=int)

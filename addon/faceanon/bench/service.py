@@ -29,6 +29,7 @@ import cv2
 from faceanon.config import SAMPLE_CLIP, validate
 from faceanon.detect.shared import Detectors
 from faceanon.feed import encode_jpeg, percentile
+from faceanon.mask import TARGETS
 from faceanon.pipeline import CameraPipeline
 from faceanon.publish.restream import CameraRestream
 from faceanon.source import FileSource
@@ -326,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
                              "default face)")
     args = parser.parse_args(argv)
     targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
-    if not targets or any(t not in ("face", "head", "person") for t in targets):
+    if not targets or any(t not in TARGETS for t in targets):
         parser.error(f"--targets: expected face, head and/or person, got {args.targets!r}")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")
     run(args.cameras, args.fps, args.seconds, args.size, args.minutes, args.clip, args.model, args.detect_size,

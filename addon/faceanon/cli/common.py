@@ -81,7 +81,7 @@ def plan_from(args: argparse.Namespace) -> DetectPlan:
 def mask_style_from(args: argparse.Namespace) -> MaskStyle:
     return MaskStyle(style=args.style, shape=args.shape, margin=args.margin,
                      small_margin=defaults.SMALL_MARGIN, small_face=defaults.SMALL_FACE,
-                     fill_color=parse_color(args.fill_color), target="face" if args.target == "face" else "head")
+                     fill_color=parse_color(args.fill_color), target=args.target)
 
 
 def check_options(args: argparse.Namespace) -> str | None:
