@@ -56,7 +56,7 @@ class Hold:
     follow_seconds: float = 2.0  # a track optical flow keeps finding lives this long after its last detection
     max_pad: float = 1.0  # a held box grows by at most this many of its sizes on each side
     min_frames: int = 3  # ...and for at least this many frames, however long they take to come (a busy box)
-    min_iou: float = 0.05  # a detection continues a track when they overlap at least this much
+    min_iou: float = 0.5  # a detection continues a track when they agree this much (IoU)
     # A track of one sighting below this score (a low-threshold look at a moving region) is held only min_frames:
     # a face the detector will find again, not a long-lived ghost over a background patch.
     confirm_score: float = 0.0
@@ -75,26 +75,22 @@ class Hold:
         det = np.asarray(detections, np.float32).reshape(-1, 4)
         score = np.ones(len(det), np.float32) if scores is None else np.asarray(scores, np.float32).reshape(-1)
         live = [t for t in self.tracks if self._alive(t, now)]
-        # Match against where each face should be now; only the faces no detection found are searched for in the
-        # image (optical flow costs a millisecond or two a face).
+        # A detection continues a track when it agrees with where the face should be now: first where its motion
+        # model puts it, then, for the faces that did not agree, where the image places it (optical flow costs a
+        # millisecond or two a face, so only those are searched for). A detection that overlaps a track without
+        # agreeing (a part of the face, a neighbour, a background patch near it) starts a track of its own and the
+        # face keeps its mask: taking it as the face moved the mask off a face the detector had lost (measured on
+        # 6 walkers clips: with any overlap of 5 % as agreement, 60 of 96 walkers were exposed, 49 with this).
         predicted = np.array([t.box + np.tile(self._velocity(t) * max(0.0, now - t.moved_at), 2) for t in live],
                              np.float32).reshape(-1, 4)
-        ious = box_iou(predicted, det)
-        matched_tracks: set[int] = set()
-        matched_dets: set[int] = set()
-        for flat in np.argsort(-ious, axis=None):  # greedy, best overlap first
-            ti, di = divmod(int(flat), max(len(det), 1))
-            if ious[ti, di] < self.min_iou:
-                break
-            if ti in matched_tracks or di in matched_dets:
-                continue
-            matched_tracks.add(ti)
-            matched_dets.add(di)
-            self._seen(live[ti], det[di], now)
-            live[ti].sightings += 1
-            live[ti].score = max(live[ti].score, float(score[di]))
-        unmatched = [t for i, t in enumerate(live) if i not in matched_tracks]
-        self._advance(unmatched, now, frame)
+        matched = self._match(live, list(range(len(live))), predicted, det, set(), score, now)
+        unmatched_at = [i for i in range(len(live)) if i not in matched]
+        self._advance([live[i] for i in unmatched_at], now, frame)
+        placed = np.array([live[i].box for i in unmatched_at], np.float32).reshape(-1, 4)
+        matched_dets = set(matched.values())
+        refound = self._match(live, unmatched_at, placed, det, matched_dets, score, now)
+        matched_dets |= set(refound.values())
+        unmatched = [live[i] for i in unmatched_at if i not in refound]
         held = [self._held_box(t, now) for t in unmatched if self._alive(t, now)]
         for di in range(len(det)):
             if di not in matched_dets:
@@ -102,6 +98,25 @@ class Hold:
                                   score=float(score[di])))
         self.tracks = dedupe([t for t in live if self._alive(t, now)], limit=self.max_tracks)
         return np.concatenate([det, np.array(held, np.float32).reshape(-1, 4)])
+
+    def _match(self, live: list[Track], which: list[int], where: np.ndarray, det: np.ndarray, taken: set[int],
+               score: np.ndarray, now: float) -> dict[int, int]:
+        """Greedy, best overlap first: each track of `live[which]` (now at `where`) takes the free detection that
+        agrees with it (IoU >= min_iou). Returns {track index: detection index}."""
+        ious = box_iou(where, det)
+        pairs: dict[int, int] = {}
+        for flat in np.argsort(-ious, axis=None):
+            row, di = divmod(int(flat), max(len(det), 1))
+            if ious[row, di] < self.min_iou:
+                break
+            ti = which[row]
+            if ti in pairs or di in taken or di in pairs.values():
+                continue
+            pairs[ti] = di
+            self._seen(live[ti], det[di], now)
+            live[ti].sightings += 1
+            live[ti].score = max(live[ti].score, float(score[di]))
+        return pairs
 
     def boxes_at(self, now: float, frame: np.ndarray | None = None) -> np.ndarray:
         """Boxes for a frame that was not run through the detector: every live track, followed into `frame`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from faceanon.detect import box_iou
 from faceanon.hold import Hold
@@ -51,3 +52,40 @@ def test_a_missed_face_is_still_masked_on_the_next_frame() -> None:
     assert len(hold.update(np.zeros((0, 4), np.float32), 11.3)) == 1
     # ...and expires once it is both past hold seconds and past min_frames frames.
     assert len(hold.update(np.zeros((0, 4), np.float32), 11.4)) == 0
+
+
+def test_a_detection_that_overlaps_a_face_without_agreeing_does_not_take_its_mask() -> None:
+    """A low-threshold look finds part of a face the detector then loses (its eyes, a neighbour in the crop): that box
+    overlaps the face's track a little. Taking it for the face moved the mask onto it and left the face bare."""
+    hold = Hold(seconds=1.0)
+    face = np.array([[200, 200, 290, 290]], np.float32)  # 90 px, still
+    hold.update(face, 0.0)
+    hold.update(face, 0.2)
+    part = np.array([[240, 185, 295, 235]], np.float32)  # the upper right of the face, IoU 0.2 with it
+    assert 0.05 < box_iou(part, face)[0, 0] < 0.5
+    out = hold.update(part, 0.4)
+    np.testing.assert_array_equal(out[:1], part)  # the detection, unchanged, first
+    held = out[1:]
+    assert len(held) == 1 and box_iou(held, face)[0, 0] > 0.8  # and the face keeps its mask where it was
+    # A detection that agrees with the face continues its track: one box, no second mask.
+    out = hold.update(face + 4, 0.6)
+    assert sum(box_iou(out, face)[:, 0] > 0.5) == 1
+
+
+def test_a_face_that_moved_further_than_predicted_is_refound_where_the_image_places_it() -> None:
+    """Between two sightings a face jumps by more than its motion model expects; optical flow places its track at the
+    new detection, which then continues the track (one mask, the velocity known) instead of starting a second."""
+    rng = np.random.default_rng(7)
+    texture = cv2.resize(rng.integers(0, 255, (40, 40), np.uint8), (160, 160), interpolation=cv2.INTER_CUBIC)
+    def frame(x: int) -> np.ndarray:
+        image = np.full((480, 640, 3), 127, np.uint8)
+        image[100:260, x:x + 160] = texture[:, :, None]
+        return image
+    hold = Hold(seconds=1.0)
+    box = np.array([[120, 120, 240, 240]], np.float32)
+    hold.update(box, 0.0, frame(100))
+    jumped = box + np.array([70, 0, 70, 0], np.float32)  # IoU 0.26 with where it was: no agreement by prediction
+    assert box_iou(jumped, box)[0, 0] < 0.5
+    out = hold.update(jumped, 0.1, frame(170))
+    assert len(hold.tracks) == 1 and len(out) == 1
+    assert hold.tracks[0].moves_known

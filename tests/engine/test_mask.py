@@ -3,6 +3,8 @@ stay inside their regions, and deface's geometry (the baseline) is reproduced.""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from faceanon.baseline import DefaceLike
@@ -24,12 +26,12 @@ def test_auto_fill_is_black_unless_black_would_change_nothing() -> None:
     frame = np.full((100, 200, 3), 180, np.uint8)
     frame[:, 100:] = 5  # the right half is already near black (a black face mask, dark hair)
     out = apply_masks(frame.copy(), np.array([[20, 20, 60, 60], [120, 20, 160, 60]], np.float32),
-                      MaskStyle("fill", "box", 0.0, small_margin=0.0))
+                      MaskStyle("fill", "box", 0.0, small_margin=0.0, drop=0.0))
     assert out[40, 40].tolist() == [0, 0, 0]
     assert out[40, 140].tolist() == list(PALETTE[1])  # navy: black would have left the face as it was
     assert changed_pixels(frame, out)[20:60, 20:60].all() and changed_pixels(frame, out)[20:60, 120:160].all()
     fixed = apply_masks(frame.copy(), np.array([[120, 20, 160, 60]], np.float32),
-                        MaskStyle("fill", "box", 0.0, small_margin=0.0, fill_color=parse_color("#000000")))
+                        MaskStyle("fill", "box", 0.0, small_margin=0.0, drop=0.0, fill_color=parse_color("#000000")))
     assert fixed[40, 140].tolist() == [0, 0, 0]
 
 
@@ -46,6 +48,16 @@ def test_auto_fill_also_weighs_what_the_mask_covers_around_the_face() -> None:
     assert centre.all()  # every pixel down the mask's middle changed, hair included
 
 
+def test_a_face_mask_sits_lower_than_its_box_and_a_head_mask_does_not() -> None:
+    """Face detectors box a face higher than the labels the leak rule judges: the face mask drops by `drop` of the
+    box's height (0.1), still reaching 0.15 of it above the box; a head mask keeps its own geometry."""
+    box = np.array([[100, 100, 200, 200]], np.float32)
+    face = mask_boxes(box, MaskStyle(small_margin=0.0), 400, 400)[0]
+    assert face.tolist() == [75, 85, 225, 235]  # 1.5x the box, 10 px lower
+    head = MaskStyle(small_margin=0.0, target="head")
+    assert mask_boxes(box, head, 400, 400)[0].tolist() == mask_boxes(box, replace(head, drop=0.0), 400, 400)[0].tolist()
+
+
 def test_a_box_whose_face_lies_off_the_frame_is_still_masked() -> None:
     """The face's own box is clipped to nothing at the frame's edge while its grown mask reaches in (a held face
     moving out): the colour comes from what the mask covers (this raised in cv2.ellipse once)."""
@@ -58,7 +70,7 @@ def test_a_box_whose_face_lies_off_the_frame_is_still_masked() -> None:
 def test_overlapping_boxes_choose_their_colour_from_the_unmasked_frame() -> None:
     frame = np.full((100, 100, 3), 200, np.uint8)
     boxes = np.array([[10, 10, 60, 60], [30, 30, 80, 80]], np.float32)
-    out = apply_masks(frame.copy(), boxes, MaskStyle("fill", "box", 0.0, small_margin=0.0))
+    out = apply_masks(frame.copy(), boxes, MaskStyle("fill", "box", 0.0, small_margin=0.0, drop=0.0))
     assert (out[30:80, 30:80] == 0).all()  # the second box did not turn navy over the first box's black
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 from faceanon import defaults
 from faceanon.detect import load_detector
-from faceanon.detect.motion import merge_boxes
-from faceanon.detect.stream import StreamScanner
+from faceanon.detect.motion import MotionRegions, merge_boxes
+from faceanon.detect.stream import FRESH_SHARE, StreamScanner
 
 
 def area(boxes: np.ndarray) -> float:
@@ -72,3 +72,40 @@ def test_a_pixel_budget_gives_every_region_of_a_crowd_its_turn() -> None:
         assert spent <= budget or len(chosen) == 1
     assert all(frames and frames[0] <= 5 for frames in looked.values()), looked
     assert len(looked[len(regions) - 1]) >= 2  # the 300 px region came back, not just once
+
+
+def test_what_just_appeared_is_fresh_and_what_walks_on_is_not() -> None:
+    """A face that steps out from behind something moves where nothing moved a frame before; a walker's motion
+    mostly overlaps its own motion of the frame before."""
+    motion = MotionRegions()
+    frame = np.full((720, 1280, 3), 90, np.uint8)
+    for step in range(12):
+        image = frame.copy()
+        image[300:380, 100 + 8 * step:180 + 8 * step] = 230  # walks 8 px a frame
+        if step == 11:
+            image[300:380, 900:980] = 230  # appears
+        seen = motion.update(image)
+    walker = np.array([[60 + 88, 260, 240 + 88, 420]], np.float32)
+    appeared = np.array([[860, 260, 1020, 420]], np.float32)
+    assert seen.fresh_share(appeared)[0] > 0.9
+    assert seen.fresh_share(walker)[0] < FRESH_SHARE
+
+
+def test_under_a_budget_a_region_where_something_just_appeared_goes_first() -> None:
+    """A crowd took the budget's turns, and its place was looked at last frame; a face that just appeared there is
+    looked at now, not when its place's turn comes back (on walkers clips these first frames exposed faces)."""
+    plan = defaults.PRESETS["live"].stream()
+    scanner = StreamScanner(load_detector("centerface-int8"), plan)
+    regions = np.array([[x, 100, x + 150, 250] for x in range(0, 1200, 170)], np.float32)
+    scanner.plan = type(plan)(plan.full, plan.full_every, plan.regions, region_budget=60_000)
+    empty = np.zeros((0, 4), np.float32)
+    scanner.frames = 1
+    first = scanner._within_budget(regions, empty, 1280, 720)
+    assert len(first) < len(regions)
+    newest = np.flatnonzero((regions == first[0]).all(axis=1))[0]  # looked at in frame 1
+    scanner.frames = 2
+    fresh = np.zeros(len(regions), np.float32)
+    fresh[newest] = 1.0
+    chosen = scanner._within_budget(regions, empty, 1280, 720, fresh)
+    assert any((chosen == regions[newest]).all(axis=1))
+    assert not any((scanner._within_budget(regions, empty, 1280, 720) == regions[newest]).all(axis=1))

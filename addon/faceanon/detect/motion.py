@@ -25,6 +25,24 @@ class Motion:
     boxes: np.ndarray  # (N,4) x1,y1,x2,y2 float32 in frame pixels
     share: float  # share of the small copy's pixels that moved
     everything: bool  # so much moved that regions mean nothing
+    moving: np.ndarray | None = None  # the small copy's motion mask
+    # Its pixels that move now and did not move (or near) in the previous frame: something that just appeared (a
+    # person stepping out from behind a pillar), not one that walks on. None: no previous frame.
+    fresh: np.ndarray | None = None
+    scale: tuple[float, float] = (1.0, 1.0)  # frame px per small-copy px (x, y)
+
+    def fresh_share(self, regions: np.ndarray) -> np.ndarray:
+        """For each (N,4) region in frame pixels, the share of its moving pixels that just started moving."""
+        out = np.zeros(len(regions), np.float32)
+        if self.fresh is None or self.moving is None:
+            return out
+        sx, sy = self.scale
+        for i, (x1, y1, x2, y2) in enumerate(regions):
+            window = (slice(int(y1 / sy), int(np.ceil(y2 / sy))), slice(int(x1 / sx), int(np.ceil(x2 / sx))))
+            moving = np.count_nonzero(self.moving[window])
+            if moving:
+                out[i] = np.count_nonzero(self.fresh[window]) / moving
+        return out
 
 
 @dataclass
@@ -42,11 +60,13 @@ class MotionRegions:
     jump: int = 24
     _model: cv2.BackgroundSubtractorMOG2 | None = field(default=None, init=False, repr=False)
     _previous: np.ndarray | None = field(default=None, init=False, repr=False)
+    _moved: np.ndarray | None = field(default=None, init=False, repr=False)  # the previous frame's motion, grown
     _size: tuple[int, int] | None = field(default=None, init=False, repr=False)
 
     def reset(self) -> None:
         self._model = None
         self._previous = None
+        self._moved = None
 
     def update(self, frame: np.ndarray) -> Motion:
         h, w = frame.shape[:2]
@@ -56,6 +76,7 @@ class MotionRegions:
             self._model = cv2.createBackgroundSubtractorMOG2(self.history, self.sensitivity, detectShadows=False)
             self._size = (w, h)
             self._previous = None
+            self._moved = None
         grey = cv2.cvtColor(cv2.resize(frame, (small_w, small_h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
         grey = cv2.GaussianBlur(grey, (3, 3), 0)
         mask = self._model.apply(grey)
@@ -65,17 +86,19 @@ class MotionRegions:
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
         mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
         share = float(np.count_nonzero(mask)) / mask.size
+        moved, self._moved = self._moved, cv2.dilate(mask, np.ones((5, 5), np.uint8))
         if share > self.everything_share:
             return Motion(np.zeros((0, 4), np.float32), share, True)
         count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         sx, sy = w / small_w, h / small_h
+        fresh = None if moved is None else cv2.bitwise_and(mask, cv2.bitwise_not(moved))
         boxes = []
         for x, y, bw, bh, area in stats[1:count]:
             if area < self.min_area:
                 continue
             boxes.append([x * sx, y * sy, (x + bw) * sx, (y + bh) * sy])
         padded = self._padded(np.asarray(boxes, np.float32).reshape(-1, 4), w, h)
-        return Motion(merge_boxes(padded, self.max_regions), share, False)
+        return Motion(merge_boxes(padded, self.max_regions), share, False, mask, fresh, (sx, sy))
 
     def _padded(self, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
         if len(boxes) == 0:

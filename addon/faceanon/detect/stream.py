@@ -23,6 +23,7 @@ from faceanon.detect.plan import DetectPlan, Scanner, merge, resized
 
 TRACK_PAD = 1.0  # a tracked face's region: its box grown by this share of its size on every side
 LOOK_GRID = (18, 32)  # rows, columns: how finely the scanner remembers where its region looks last went
+FRESH_SHARE = 0.5  # a region with no tracked face where this share of the motion just started goes first
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class StreamScanner:
             regions = merge_boxes(np.concatenate([near, motion.boxes]), self.motion.max_regions)
             # A held face the motion model carried past the frame's edge leaves an empty region: nothing to see.
             regions = regions[np.all(regions[:, 2:] - regions[:, :2] >= 1, axis=1)]
-            regions = self._within_budget(regions, near, w, h)
+            regions = self._within_budget(regions, near, w, h, motion.fresh_share(regions))
         whole = everything or self.closely is None or (self.frames - 1) % max(1, self.plan.full_every) == 0
         if whole:
             parts.append(self.whole.scan(frame))
@@ -98,7 +99,8 @@ class StreamScanner:
             faces = merge(faces, self.plan.full.merge)
         return Look(faces, regions, whole, motion_share, whole_faces)
 
-    def _within_budget(self, regions: np.ndarray, near: np.ndarray, width: int, height: int) -> np.ndarray:
+    def _within_budget(self, regions: np.ndarray, near: np.ndarray, width: int, height: int,
+                       fresh: np.ndarray | None = None) -> np.ndarray:
         """The regions to look at this frame, until the plan's pixel budget is spent (the first always goes): the
         ones whose place waited longest since a region look first, then those holding a tracked face, then the
         smallest. Waiting time first is what lets every region in a crowd take its turn; smallest-first alone
@@ -110,7 +112,8 @@ class StreamScanner:
         area = np.prod(regions[:, 2:] - regions[:, :2], axis=1)
         tracked = (_covers(regions, near) if len(near) else np.zeros(len(regions), bool))
         waited = self._waited(regions, width, height)
-        order = np.lexsort((area, ~tracked, -waited))
+        appeared = (fresh >= FRESH_SHARE) & ~tracked if fresh is not None else np.zeros(len(regions), bool)
+        order = np.lexsort((area, ~tracked, -waited, ~appeared))
         chosen, spent = [], 0.0
         for i in order:
             w, h = regions[i, 2] - regions[i, 0], regions[i, 3] - regions[i, 1]
