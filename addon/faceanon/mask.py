@@ -96,11 +96,13 @@ def mask_boxes(boxes: np.ndarray, style: MaskStyle, width: int, height: int) -> 
     b = np.asarray(boxes, np.float32).reshape(-1, 4)
     sides = np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) if len(b) else np.zeros(0, np.float32)
     margins = np.array([style.margin_for(float(s)) for s in sides], np.float32)
-    if style.target != "face":  # the head box is the margin; small faces keep their extra
-        return grow(head_boxes(b), np.maximum(margins - style.margin, 0.0), width, height)
-    if style.drop:
-        b = b + (b[:, 3:4] - b[:, 1:2]) * style.drop * np.array([0, 1, 0, 1], np.float32)
-    return grow(b, margins, width, height)
+    lowered = b + (b[:, 3:4] - b[:, 1:2]) * style.drop * np.array([0, 1, 0, 1], np.float32) if style.drop else b
+    face = grow(lowered, margins, width, height)
+    if style.target == "face":
+        return face
+    # The head box is the margin (small faces keep their extra), and it holds the face's own mask too.
+    head = grow(head_boxes(b), np.maximum(margins - style.margin, 0.0), width, height)
+    return np.concatenate([np.minimum(head[:, :2], face[:, :2]), np.maximum(head[:, 2:], face[:, 2:])], axis=1)
 
 
 def core_of(frame: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -70,7 +70,8 @@ def test_a_pixel_budget_gives_every_region_of_a_crowd_its_turn() -> None:
             spent += costs[i]
         assert 1 <= len(chosen) < len(regions)
         assert spent <= budget or len(chosen) == 1
-    assert all(frames and frames[0] <= 5 for frames in looked.values()), looked
+    # The budget covers the crowd in 4 frames; waiting first looks at every region within 6 (smallest-first: never).
+    assert all(frames and frames[0] <= 6 for frames in looked.values()), looked
     assert len(looked[len(regions) - 1]) >= 2  # the 300 px region came back, not just once
 
 
