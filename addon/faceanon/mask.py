@@ -50,11 +50,11 @@ class MaskStyle:
     small_face: int = 32  # px
     fill_color: tuple[int, int, int] | str = AUTO  # BGR, or "auto"
     pixel_blocks: int = 5  # pixelate: blocks across the face (Argoverse's 5x5 grid)
-    # The mask's centre sits this share of the box's height below the box's centre (face target): detectors trained on
-    # WIDER FACE put their boxes higher on the face than the labels the leak rule judges. On walkers clips the
-    # detections that masked their face had their centre 0.12 of its height above the label's (median); this drop
-    # took the live preset from 4.3 % to 4.0 % of face-frames unmasked (6 clips, 49 to 47 of 96 walkers exposed)
-    # and left faces-dev's stills as they were (3 of 401 faces unmasked, collateral 11.8 %).
+    # A face mask's centre sits this share of the box's height below the box's centre (a head mask holds that face
+    # mask): detectors trained on WIDER FACE put their boxes higher on the face than the labels the leak rule
+    # judges. On walkers clips the detections that masked their face had their centre 0.12 of its height above the
+    # label's (median); this drop took the live preset from 4.3 % to 4.0 % of face-frames unmasked (6 clips, 49 to
+    # 47 of 96 walkers exposed) and left faces-dev's stills as they were (3 of 401 faces unmasked, collateral 11.8 %).
     drop: float = 0.1
     # head and person: each box is grown over the whole head (HEAD_GROWTH), not only the face (a person comes as
     # the face-equivalent box that grows into them, faceanon.detect.heads)
