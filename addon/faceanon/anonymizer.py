@@ -14,7 +14,7 @@ import numpy as np
 
 from faceanon.detect import FaceDetector
 from faceanon.detect.people import PeopleLook
-from faceanon.detect.stream import Look, StreamPlan, StreamScanner
+from faceanon.detect.stream import Look, StreamPlan, StreamScanner, widen_doubtful
 from faceanon.hold import Hold
 
 
@@ -68,11 +68,13 @@ class StreamAnonymizer:
 
     def masks(self, frame: np.ndarray, now: float) -> Masks:
         """The boxes to mask in `frame`, seen at `now` (seconds, any origin; only differences matter)."""
-        tracked = np.array([t.box for t in self.hold.tracks], np.float32).reshape(-1, 4)
+        tracked = np.array([t.box for t in self.hold.tracks if self.hold.confirmed(t)], np.float32).reshape(-1, 4)
         look = self.scanner.look(frame, tracked)
         boxes, scores = look.faces.boxes, look.faces.scores
         masks = self.hold.update(boxes, now, frame, scores)
         held = len(masks) - len(boxes)
+        if self.scanner.plan.doubt and len(boxes):  # the hold tracks the boxes as found; the masks allow for doubt
+            masks = np.concatenate([widen_doubtful(boxes, scores, self.scanner.plan.doubt), masks[len(boxes):]])
         if self.people is not None and self.people_hold is not None:
             self._since_people += 1
             if self._since_people >= PEOPLE_EVERY:

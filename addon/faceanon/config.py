@@ -215,7 +215,8 @@ CAMERA = vol.Schema({
     vol.Optional("target", default="face"): vol.In(TARGETS),  # face | head | person (faceanon.detect.people)
     vol.Optional("person_model", default=None): nullable(vol.All(str, vol.Length(min=1))),  # None: nanodet-person
     vol.Optional("fill_color", default="auto"): colour,
-    vol.Optional("margin", default=defaults.DEFAULT_MARGIN): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=2.0)),
+    # None: the preset's (defaults.Preset.margin)
+    vol.Optional("margin", default=None): nullable(vol.All(vol.Coerce(float), vol.Range(min=0.0, max=2.0))),
     vol.Optional("hold_seconds", default=defaults.HOLD_SECONDS): vol.All(vol.Coerce(float),
                                                                         vol.Range(min=0.0, max=30.0)),
     vol.Optional("count_hold_seconds", default=defaults.FACE_COUNT_HOLD_S): vol.All(vol.Coerce(float),

@@ -57,6 +57,8 @@ class Preset:
     confirm_score: float = 0.15  # below this, a face seen once is held only a few frames (Hold.confirm_score)
     region_budget: int = 0  # px the region looks may scan per frame (StreamPlan.region_budget), 0: no limit
     fps: float | None = None  # frames taken per second (a live camera); None: every frame
+    margin: float = DEFAULT_MARGIN  # the mask margin (MaskStyle.margin) unless a camera or --margin sets one
+    doubt: tuple[tuple[float, float], ...] = ()  # low-score faces masked wider (StreamPlan.doubt)
 
     def stream(self, model: str | None = None, plan: str | DetectPlan | None = None,
                full_every: int | None = None, regions: str | None = None) -> StreamPlan:
@@ -65,7 +67,7 @@ class Preset:
         whole = resolve_plan(plan if plan is not None else self.plan, use)
         spec = regions if regions is not None else self.regions
         return StreamPlan(whole, full_every or self.full_every, resolve_plan(spec, use) if spec else None,
-                          region_budget=self.region_budget)
+                          region_budget=self.region_budget, doubt=self.doubt)
 
     def hold(self, seconds: float | None = None) -> Hold:
         held = self.hold_seconds if seconds is None else seconds
@@ -78,11 +80,18 @@ REGIONS = "2x<=320:t0.07+0.5x:t0.07"
 # The live preset's region looks spend at most 300,000 px a frame, taken in turns (detect/stream.py): walkers clips
 # leave 6.3 % of face-frames unmasked (200,000: 7.5 %; the old 100,000 smallest-first: 16.2 %) and 4 cameras of
 # 1280x720 still hold 5 fps on 2 cores (`faceanon bench privacy`, `faceanon bench service`; models/README.md).
-# Within that budget a region's 2x look stops at 256 px: cheaper looks let more regions have their turn. 8 walkers
-# clips: 54 of 128 walkers exposed with 320 px, 49 with 256 (seed-4 clips alone, chosen on the others: 12 and 9 of
-# 32), at the same CPU. The video preset, with no budget, keeps 320 px: 256 exposed 41 of 96 walkers against 38.
-LIVE_REGIONS = "2x<=256:t0.07+0.5x:t0.07"
+# Within that budget a region's 2x look stops at 192 px: cheaper looks let more regions have their turn. 22 walkers
+# clips over 5 backgrounds (350 walkers): 128 exposed with 256 px, 121 with 160, 110 with 192. The video preset,
+# with no budget, keeps 320 px: 256 exposed 41 of 96 walkers against 38.
+LIVE_REGIONS = "2x<=192:t0.07+0.5x:t0.07"
+# A face a region look finds at a low score is masked over its box scaled 1.6x (under 0.15) or 1.3x (under 0.3):
+# such a box is often off the face by a share of its size (97-99 % of those faces are covered only from a margin of
+# 0.7-0.9, against 0.3 for scores over 0.6). With the live margin of 0.7 (0.5 before) the same 350 walkers: 82
+# exposed instead of 110, collateral 17.6 % instead of 13.9 % (margin 0.7 alone: 93; models/README.md).
+DOUBT = ((0.15, 1.6), (0.3, 1.3))
+LIVE_MARGIN = 0.7
 PRESETS: dict[str, Preset] = {
-    "video": Preset("video", VIDEO_MODEL, VIDEO_PLAN, REGIONS, full_every=3),
-    "live": Preset("live", STREAM_MODEL, STREAM_PLAN, LIVE_REGIONS, full_every=3, region_budget=300_000, fps=5.0),
+    "video": Preset("video", VIDEO_MODEL, VIDEO_PLAN, REGIONS, full_every=3, doubt=DOUBT),
+    "live": Preset("live", STREAM_MODEL, STREAM_PLAN, LIVE_REGIONS, full_every=3, region_budget=300_000, fps=5.0,
+                   margin=LIVE_MARGIN, doubt=DOUBT),
 }

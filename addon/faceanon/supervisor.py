@@ -54,7 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "threads": 0,
     "snapshot_interval": 10,
     "shape": defaults.DEFAULT_SHAPE,
-    "margin": defaults.DEFAULT_MARGIN,
+    "margin": defaults.LIVE_MARGIN,  # the app's cameras run the live preset
     "hold_seconds": defaults.HOLD_SECONDS,
     "topic_prefix": "faceanon",
     "mqtt_discovery": True,

@@ -30,7 +30,7 @@ def test_defaults_are_the_documented_ones() -> None:
                               "tile", "snapshot_interval", "style", "shape", "margin", "fill_color", "hold_seconds",
                               "deadline_ms", "model")} == {
         "enabled": True, "detect_fps": 5, "preset": "live", "plan": None, "regions": None, "detect_every": None,
-        "detect_size": None, "tile": 0, "snapshot_interval": 10, "style": "fill", "shape": "ellipse", "margin": 0.5,
+        "detect_size": None, "tile": 0, "snapshot_interval": 10, "style": "fill", "shape": "ellipse", "margin": None,
         "fill_color": "auto", "hold_seconds": 1.0, "deadline_ms": 2000, "model": None}
 
 
@@ -176,3 +176,20 @@ def test_a_snapshot_worker_needs_no_camera_but_a_broker() -> None:
     assert "jobs: snapshot jobs need an MQTT 5 broker" in error_of({"jobs": {"enabled": True}})
     assert "jobs.group: expected 1-64 of" in error_of({"mqtt": {}, "jobs": {"group": "a/b"}, "cameras": [cam()]})
     assert "cameras: at least one camera is needed" in error_of({"mqtt": {"host": "broker"}})
+
+
+def test_a_camera_without_a_margin_or_plan_of_its_own_gets_its_presets() -> None:
+    """The camera's stream plan and mask come from its preset unless it sets them: a plan rebuilt field by field once
+    dropped what the preset added later (its doubt), and a margin fixed in the schema would hide the preset's."""
+    from faceanon import defaults
+    from faceanon.pipeline import mask_style, stream_plan
+
+    cameras = [cam(), cam(name="door", preset="video", detect_size=960), cam(name="yard", margin=0.3)]
+    cfg = validate({"cameras": cameras})
+    live, video, yard = cfg["cameras"]
+    assert stream_plan(live, cfg["detector"]) == defaults.PRESETS["live"].stream(model="centerface-int8")
+    assert stream_plan(video, cfg["detector"]).doubt == defaults.PRESETS["video"].doubt
+    assert stream_plan(video, cfg["detector"]).full.passes != defaults.PRESETS["video"].stream().full.passes
+    assert mask_style(live).margin == defaults.LIVE_MARGIN == 0.7
+    assert mask_style(video).margin == defaults.DEFAULT_MARGIN == 0.5
+    assert mask_style(yard).margin == 0.3

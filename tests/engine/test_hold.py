@@ -89,3 +89,25 @@ def test_a_face_that_moved_further_than_predicted_is_refound_where_the_image_pla
     out = hold.update(jumped, 0.1, frame(170))
     assert len(hold.tracks) == 1 and len(out) == 1
     assert hold.tracks[0].moves_known
+
+
+def test_past_max_tracks_a_face_the_detector_lost_outlives_one_sighting_background_patches() -> None:
+    """A crowd's region looks at a low threshold find patches of background once (score 0.08): past max_tracks,
+    evicting the longest-unseen track dropped the face the detector had lost for a moment in favour of them."""
+    hold = Hold(seconds=2.0, follow_seconds=2.0, confirm_score=0.15, max_tracks=4)
+    face = np.array([[100, 100, 160, 170]], np.float32)
+    hold.update(face, 0.0, scores=np.array([0.9], np.float32))
+    hold.update(face + 2, 0.2, scores=np.array([0.9], np.float32))  # seen twice: confirmed
+    for k in range(6):  # then missed, while region looks keep finding one-off patches elsewhere
+        patch = np.array([[400 + 90 * k, 500, 430 + 90 * k, 530]], np.float32)
+        hold.update(patch, 0.4 + 0.1 * k, scores=np.array([0.08], np.float32))
+    assert len(hold.tracks) == 4
+    out = hold.update(np.zeros((0, 4), np.float32), 1.1)
+    assert covered(out, (face + 2)[0]), out
+    # Among the patches the newest stay: the oldest one-off sightings went first.
+    assert covered(out, np.array([850, 500, 880, 530], np.float32))
+    assert not covered(out, np.array([580, 500, 610, 530], np.float32))
+
+
+def covered(boxes: np.ndarray, box: np.ndarray) -> bool:
+    return any(bool((b[:2] <= box[:2]).all() and (b[2:] >= box[2:]).all()) for b in boxes)

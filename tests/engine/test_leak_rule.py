@@ -29,6 +29,19 @@ def test_changed_means_more_than_24_in_some_channel() -> None:
     assert not changed_pixels(a, None).any()
 
 
+def test_the_fast_changed_pixels_is_the_rule_itself() -> None:
+    """uint8 frames take an OpenCV path (5x faster on walkers clips); it must say exactly what the rule says, at the
+    edges of 24 and 25 too, and other dtypes keep the plain rule."""
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        a = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+        step = rng.choice([0, 23, 24, 25, 26, 255], size=a.shape) * rng.choice([-1, 1], size=a.shape)
+        b = np.clip(a.astype(np.int16) + step, 0, 255).astype(np.uint8)
+        by_hand = np.abs(a.astype(np.int16) - b.astype(np.int16)).max(axis=2) > 24
+        np.testing.assert_array_equal(changed_pixels(a, b), by_hand)
+        np.testing.assert_array_equal(changed_pixels(a.astype(np.float32), b.astype(np.float32)), by_hand)
+
+
 def test_the_ellipse_not_the_box_must_change() -> None:
     changed = np.zeros((40, 40), bool)
     changed[10:30, 10:30] = True

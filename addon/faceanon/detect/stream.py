@@ -37,6 +37,9 @@ class StreamPlan:
     # Pixels the region looks may scan per frame (after their scaling), 0: no limit. The regions whose place waited
     # longest go first, then those with a tracked face, then the smallest; what does not fit waits its turn.
     region_budget: int = 0
+    # (score, scale) steps: a face found below `score` is masked over its box scaled by `scale` about its centre
+    # (the first step that applies). A low-threshold region look's box is often off the face by a share of its size.
+    doubt: tuple[tuple[float, float], ...] = ()
 
     @property
     def models(self) -> list[str]:
@@ -49,6 +52,15 @@ class StreamPlan:
         if self.regions:
             text += f"; moving regions and tracked faces every frame: {self.regions.describe()}"
         return text
+
+
+def widen_doubtful(boxes: np.ndarray, scores: np.ndarray, doubt: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """(N,4) boxes, each scaled about its centre by the first `doubt` step whose score it falls below."""
+    scale = np.ones(len(boxes), np.float32)
+    for below, factor in reversed(doubt):  # the first step that applies is written last
+        scale[scores < below] = factor
+    half = (boxes[:, 2:] - boxes[:, :2]) * (scale[:, None] - 1) / 2
+    return np.concatenate([boxes[:, :2] - half, boxes[:, 2:] + half], 1).astype(np.float32)
 
 
 @dataclass
