@@ -140,15 +140,14 @@ class Hold:
         kept = dedupe(tracks)
         if len(kept) <= self.max_tracks:
             return kept
-        ranked = sorted(kept, key=lambda t: (self.confirmed(t), t.seen_at),
-                        reverse=True)
+        ranked = sorted(kept, key=lambda t: (self.confirmed(t), t.seen_at), reverse=True)
         chosen = {id(t) for t in ranked[:self.max_tracks]}
         return [t for t in kept if id(t) in chosen]
 
     def _alive(self, t: Track, now: float) -> bool:
         if self.seconds <= 0:
             return False
-        if t.sightings < 2 and t.score < self.confirm_score:
+        if not self.confirmed(t):
             return t.misses <= self.min_frames
         unseen = now - t.seen_at
         # Following on the image alone (no detection) only extends a track seen at least twice: flow also "finds"

@@ -44,9 +44,13 @@ LOAD_RETRY_S = (5.0, 60.0)  # model load retries: first delay, cap
 WAIT_CAP_S, WAIT_CAP_DEADLINES = 10.0, 4.0
 
 
+def camera_preset(cam: dict) -> defaults.Preset:
+    return defaults.PRESETS[cam.get("preset") or "live"]
+
+
 def stream_plan(cam: dict, detector_cfg: dict) -> StreamPlan:
     """The camera's stream plan: its preset, with the camera's model, plan, regions, detect_size and tile."""
-    preset = defaults.PRESETS[cam.get("preset") or "live"]
+    preset = camera_preset(cam)
     model = cam.get("model") or detector_cfg.get("model") or preset.model
     stream = preset.stream(model=model, plan=cam.get("plan"), full_every=cam.get("detect_every"),
                            regions=cam.get("regions"))
@@ -69,11 +73,11 @@ def control_values(cam: dict, detector_cfg: dict) -> dict:
     if threshold is None:
         with contextlib.suppress(ModelError):
             threshold = resolve(stream_plan(cam, detector_cfg).full.model, detector_cfg.get("family")).threshold
-    return controls.values(cam, defaults.PRESETS[cam.get("preset") or "live"].plan, threshold)
+    return controls.values(cam, camera_preset(cam).plan, threshold)
 
 
 def mask_style(cam: dict) -> MaskStyle:
-    margin = cam["margin"] if cam.get("margin") is not None else defaults.PRESETS[cam.get("preset") or "live"].margin
+    margin = cam["margin"] if cam.get("margin") is not None else camera_preset(cam).margin
     return MaskStyle(cam["style"], cam["shape"], margin, defaults.SMALL_MARGIN, defaults.SMALL_FACE,
                      parse_color(cam.get("fill_color") or "auto"), target=cam.get("target") or "face")
 
@@ -97,7 +101,7 @@ class CameraPipeline:
         self.feed.snapshot_interval = cam["snapshot_interval"]  # read by the MQTT publisher
         self.feed.online_after_s = max(5.0, 3.0 / cam["detect_fps"])
         self.style = mask_style(cam)
-        self.preset = defaults.PRESETS[cam.get("preset") or "live"]
+        self.preset = camera_preset(cam)
         self.deadline = cam["deadline_ms"] / 1000
         self.threshold = camera_threshold(cam, detectors.cfg)
         self.target = cam.get("target") or "face"
