@@ -128,15 +128,12 @@ def fill_colour(areas: list[tuple[np.ndarray, np.ndarray]], style: MaskStyle) ->
 def _near(roi: np.ndarray, inside: np.ndarray, colour: tuple[int, int, int]) -> float:
     """Share of the `inside` pixels of `roi` within UNCHANGED of `colour` in every channel."""
     # cv2.inRange tests every channel in one pass; numpy's max over the channel axis made the fill colour most of
-    # the masking time with many boxes (45 ms of a 720p frame with 80 boxes).
+    # the masking time with many boxes (80 boxes on a 720p frame: 12.2 ms with numpy, 5.0 ms with this, same run).
     low = tuple(max(0, c - UNCHANGED) for c in colour)
     high = tuple(min(255, c + UNCHANGED) for c in colour)
     near = cv2.inRange(np.ascontiguousarray(roi), low, high)
-    return cv2.countNonZero(near & _as_u8(inside)) / max(cv2.countNonZero(_as_u8(inside)), 1)
-
-
-def _as_u8(inside: np.ndarray) -> np.ndarray:
-    return inside.view(np.uint8) if inside.dtype == np.bool_ else inside
+    where = inside.view(np.uint8) if inside.dtype == np.bool_ else inside
+    return cv2.countNonZero(near & where) / max(cv2.countNonZero(where), 1)
 
 
 def _obscured(roi: np.ndarray, style: MaskStyle) -> np.ndarray:
