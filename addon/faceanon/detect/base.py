@@ -76,6 +76,35 @@ def nms(faces: Faces, iou: float) -> Faces:
     return faces.take(np.asarray(keep, dtype=np.int64).reshape(-1))
 
 
+# An output's expected shape: a tuple of sizes (None where the size depends on the image: a count of boxes), or a
+# plain int: its number of elements (families whose exports differ in how they lay out the same values).
+Expected = tuple[int | None, ...] | int
+
+
+def check_answer(model: str, outputs: list, expect: list[Expected] | None) -> None:
+    """Raise ModelError unless the outputs have the expected shapes, are finite, and are not all zero. A local model
+    checked at load can still go wrong later (a remote server restarted with another model, a proxy that answers
+    zeros, a corrupted tensor): each of these decodes to "no faces" and would let every frame out as it was."""
+    if expect is not None:
+        if len(outputs) != len(expect):
+            raise ModelError(f"model {model}: answered {len(outputs)} outputs where {len(expect)} were expected")
+        for out, want in zip(outputs, expect, strict=True):
+            got = tuple(np.shape(out))
+            ok = (int(np.prod(got)) == want if isinstance(want, int) else
+                  len(got) == len(want) and all(w is None or g == w for g, w in zip(got, want, strict=True)))
+            if not ok:
+                raise ModelError(f"model {model}: an output of shape {got} where {want} was expected (a broken model "
+                                 "or inference server)")
+    floats = [o for o in outputs if isinstance(o, np.ndarray) and o.dtype.kind == "f" and o.size]
+    for out in floats:
+        if not np.isfinite(out).all():
+            raise ModelError(f"model {model}: non-finite outputs (broken weights or server?)")
+    # A real network's outputs are never all exactly zero (sigmoid scores, log sizes and offsets all have values),
+    # while a server or proxy that answers empty tensors gives exactly that.
+    if floats and not any(o.any() for o in floats):
+        raise ModelError(f"model {model}: every output is all zeros (a broken model or inference server)")
+
+
 class ModelMismatch(ValueError):
     """The model file's inputs/outputs are not what its family's decoder expects."""
 
@@ -102,13 +131,13 @@ class FaceDetector(ABC):
     @abstractmethod
     def infer(self, image: np.ndarray, floor: float) -> Faces: ...
 
-    def run(self, names: list[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """The session's outputs, refused when any is not finite: a model with NaN or infinite weights must fail
-        closed (privacy hold), not return "no faces"."""
+    def run(self, names: list[str] | None, feeds: dict[str, np.ndarray],
+            expect: list[Expected] | None = None) -> list[np.ndarray]:
+        """The session's outputs, checked on every call (`check_answer`): a model, or a remote server, that answers
+        the wrong shapes, non-finite values or nothing but zeros must fail closed (privacy hold), not decode to
+        "no faces". `expect`: the shape each output must have for these feeds (the family knows it)."""
         outputs = self.session.run(names, feeds)
-        for out in outputs:
-            if isinstance(out, np.ndarray) and out.dtype.kind == "f" and not np.isfinite(out).all():
-                raise ModelError(f"model {self.manifest.name}: non-finite outputs (broken weights?)")
+        check_answer(self.manifest.name, outputs, expect)
         return outputs
 
     def network_size(self, width: int, height: int) -> tuple[int, int]:

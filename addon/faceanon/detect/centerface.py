@@ -23,7 +23,9 @@ class CenterFace(FaceDetector):
         # RGB, 0..255, no mean; pad bottom/right to the stride multiple so boxes keep their pixel scale.
         padded = cv2.copyMakeBorder(image, 0, nh - h, 0, nw - w, cv2.BORDER_CONSTANT)
         blob = cv2.dnn.blobFromImage(padded, 1.0, swapRB=True)
-        heat, scale, offset, lms = self.run(self.output_names, {self.input_name: blob})
+        cells = (nh // 4, nw // 4)
+        heat, scale, offset, lms = self.run(self.output_names, {self.input_name: blob},
+                                            [(1, c, *cells) for c in (1, 2, 2, 10)])
         ys, xs = np.nonzero(heat[0, 0] > floor)
         if len(ys) == 0:
             return Faces.empty()

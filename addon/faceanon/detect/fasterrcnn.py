@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from faceanon.detect.base import FaceDetector, Faces, ModelMismatch
+from faceanon.detect.manifest import ModelError
 
 
 class FasterRCNN(FaceDetector):
@@ -25,6 +26,10 @@ class FasterRCNN(FaceDetector):
     def infer(self, image: np.ndarray, floor: float) -> Faces:
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         tensor = np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32) * np.float32(1 / 255)
-        boxes, labels, scores = self.run(["boxes", "labels", "scores"], {self.input_name: tensor})
+        boxes, labels, scores = self.run(["boxes", "labels", "scores"], {self.input_name: tensor},
+                                         [(None, 4), (None,), (None,)])
+        if not len(boxes) == len(labels) == len(scores):
+            raise ModelError(f"model {self.manifest.name}: {len(boxes)} boxes, {len(labels)} labels and "
+                             f"{len(scores)} scores (a broken model or inference server)")
         keep = np.flatnonzero((labels == self.face_label) & (scores > floor))
         return Faces(boxes[keep].astype(np.float32).reshape(-1, 4), scores[keep].astype(np.float32), None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from faceanon.detect.base import FaceDetector, Faces, ModelMismatch, nms
+from faceanon.detect.base import Expected, FaceDetector, Faces, ModelMismatch, nms
 
 SIZE = 416
 STRIDES = (8, 16, 32)
@@ -32,6 +32,14 @@ class NanoDet(FaceDetector):
             raise ModelMismatch(f"a NanoDet model takes one (1,3,{SIZE},{SIZE}) image, not {shape}")
         if len(outputs) != 2 * len(STRIDES):
             raise ModelMismatch("a NanoDet model answers scores and box distributions for strides 8, 16 and 32")
+        # Its input is fixed, so are its outputs: (1, cells, 80 classes) and (1, cells, 4 x BINS) per stride, in the
+        # graph's order.
+        cells = {(SIZE // s) ** 2 for s in STRIDES}
+        self.expected: list[Expected] = []
+        for o in self.session.get_outputs():
+            if len(o.shape) != 3 or o.shape[1] not in cells or o.shape[2] not in (80, 4 * BINS):
+                raise ModelMismatch(f"a NanoDet output is (1, cells, 80) or (1, cells, {4 * BINS}), not {o.shape}")
+            self.expected.append((1, o.shape[1], o.shape[2]))
 
     def infer(self, image: np.ndarray, floor: float) -> Faces:
         h, w = image.shape[:2]
@@ -40,7 +48,7 @@ class NanoDet(FaceDetector):
         square = np.zeros((SIZE, SIZE, 3), np.uint8)
         square[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         blob = ((square.astype(np.float32) - MEAN) / STD).transpose(2, 0, 1)[None]
-        outputs = self.run(None, {self.input_name: np.ascontiguousarray(blob)})
+        outputs = self.run(None, {self.input_name: np.ascontiguousarray(blob)}, self.expected)
         parts = []
         for stride in STRIDES:
             cells = (SIZE // stride) ** 2

@@ -48,7 +48,9 @@ class RetinaFace(FaceDetector):
     def infer(self, image: np.ndarray, floor: float) -> Faces:
         h, w = image.shape[:2]
         blob = cv2.dnn.blobFromImage(image, 1.0, mean=MEAN_BGR, swapRB=False)
-        loc, conf, landm = (o[0] for o in self.run(self.output_names, {self.input_name: blob}))
+        anchors = len(priors(w, h))
+        loc, conf, landm = (o[0] for o in self.run(self.output_names, {self.input_name: blob},
+                                                   [(1, anchors, 4), (1, anchors, 2), (1, anchors, 10)]))
         scores = conf[:, 1]
         keep = np.flatnonzero(scores > floor)
         if len(keep) == 0:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from faceanon.detect.base import FaceDetector, Faces, ModelMismatch, nms
+from faceanon.detect.base import Expected, FaceDetector, Faces, ModelMismatch, nms
 
 STRIDES = (8, 16, 32)
 ANCHORS_PER_CELL = 2
@@ -28,7 +28,9 @@ class SCRFD(FaceDetector):
         nw, nh = self.network_size(w, h)
         padded = cv2.copyMakeBorder(image, 0, nh - h, 0, nw - w, cv2.BORDER_CONSTANT)
         blob = cv2.dnn.blobFromImage(padded, 1 / 128, mean=(127.5, 127.5, 127.5), swapRB=True)
-        outs = self.run(None, {self.input_name: blob})
+        cells = [(nh // s) * (nw // s) * ANCHORS_PER_CELL for s in STRIDES]
+        expect: list[Expected] = [*cells, *(c * 4 for c in cells), *((c * 10 for c in cells) if self.has_kps else ())]
+        outs = self.run(None, {self.input_name: blob}, expect)
         parts = []
         for i, s in enumerate(STRIDES):
             scores = outs[i].reshape(-1)

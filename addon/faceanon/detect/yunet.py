@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from faceanon.detect.base import FaceDetector, Faces, ModelMismatch, nms
+from faceanon.detect.base import Expected, FaceDetector, Faces, ModelMismatch, nms
 
 STRIDES = (8, 16, 32)
 
@@ -25,7 +25,10 @@ class YuNet(FaceDetector):
         nw, nh = self.network_size(w, h)
         padded = cv2.copyMakeBorder(image, 0, nh - h, 0, nw - w, cv2.BORDER_CONSTANT)
         names = [f"{head}_{s}" for s in STRIDES for head in ("cls", "obj", "bbox", "kps")]
-        out = dict(zip(names, self.run(names, {self.input_name: cv2.dnn.blobFromImage(padded)}), strict=True))
+        width = {"cls": 1, "obj": 1, "bbox": 4, "kps": 10}
+        expect: list[Expected] = [(1, (nh // s) * (nw // s), width[head]) for s in STRIDES
+                                  for head in ("cls", "obj", "bbox", "kps")]
+        out = dict(zip(names, self.run(names, {self.input_name: cv2.dnn.blobFromImage(padded)}, expect), strict=True))
         parts = []
         for s in STRIDES:
             cols = nw // s
