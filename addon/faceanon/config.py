@@ -255,7 +255,7 @@ JOBS = vol.Schema({
     vol.Optional("plan", default=None): nullable(plan_spec),  # None: `faceanon image`'s (stills)
     vol.Optional("style", default=defaults.DEFAULT_STYLE): vol.In(STYLES),
     vol.Optional("shape", default=defaults.DEFAULT_SHAPE): vol.In(SHAPES),
-    vol.Optional("margin", default=defaults.DEFAULT_MARGIN): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=2.0)),
+    vol.Optional("margin", default=defaults.IMAGE_MARGIN): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=2.0)),
 })
 
 SCHEMA = vol.Schema({

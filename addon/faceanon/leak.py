@@ -48,9 +48,9 @@ def box_window(box: Sequence[float], width: int, height: int) -> tuple[int, int,
     return None if x1 <= x0 or y1 <= y0 else (x0, y0, x1, y1)
 
 
-def ellipse_share(changed: np.ndarray, box: Sequence[float]) -> float | None:
-    """Share of the pixels inside the ellipse inscribed in the x,y,w,h box that changed; None outside the image."""
-    height, width = changed.shape
+def ellipse_in(box: Sequence[float], width: int, height: int) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+    """The pixel window of the x,y,w,h box in the image and, over it, the pixels of the ellipse inscribed in the
+    box (all of the window when the ellipse holds no pixel centre); None outside the image."""
     window = box_window(box, width, height)
     if window is None:
         return None
@@ -61,6 +61,15 @@ def ellipse_share(changed: np.ndarray, box: Sequence[float]) -> float | None:
     inside = ((xx + 0.5 - (x + w / 2)) / rx) ** 2 + ((yy + 0.5 - (y + h / 2)) / ry) ** 2 <= 1.0
     if not inside.any():
         inside[:] = True
+    return window, inside
+
+
+def ellipse_share(changed: np.ndarray, box: Sequence[float]) -> float | None:
+    """Share of the pixels inside the ellipse inscribed in the x,y,w,h box that changed; None outside the image."""
+    found = ellipse_in(box, changed.shape[1], changed.shape[0])
+    if found is None:
+        return None
+    (x0, y0, x1, y1), inside = found
     return float(changed[y0:y1, x0:x1][inside].mean())
 
 
@@ -123,6 +132,55 @@ class LeakTally:
                 "leak": self.leak, "collateral": self.collateral, "missing_outputs": self.missing,
                 "buckets": {name: {"faces": self.faces[name], "leaked": self.leaked[name],
                                    "leak": self.by_bucket()[name]} for name, _, _ in BUCKETS}}
+
+
+@dataclass
+class ExtentTally:
+    """How far the masks reach beyond the faces they hide, read from the output alone: for each labelled face the
+    rule calls masked, the area of the changed regions (8-connected changed pixels) that reach into its ellipse,
+    over the ellipse's area; and the frames where one changed region reaches two labelled faces (their masks merged
+    into one cloud). A mask that hugs its face gives about (1 + margin)^2; a cloud over several faces counts its
+    whole area for each."""
+
+    ratios: list[float] = field(default_factory=list)
+    frames: int = 0  # frames with two faces or more, where masks can merge
+    merged: int = 0  # ...of which one changed region reached two of them
+
+    def add(self, changed: np.ndarray, faces: Sequence[Sequence[float]]) -> None:
+        height, width = changed.shape
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(changed.astype(np.uint8), connectivity=8)
+        reached: list[set[int]] = []
+        for box in faces:
+            found = ellipse_in(box, width, height)
+            if found is None or min(float(box[2]), float(box[3])) < MIN_FACE:
+                continue
+            (x0, y0, x1, y1), inside = found
+            under = labels[y0:y1, x0:x1][inside]
+            ids = {int(k) for k in np.unique(under[under > 0])}
+            reached.append(ids)
+            if np.count_nonzero(under) >= COVER * under.size:
+                ellipse = math.pi / 4 * float(box[2]) * float(box[3])
+                self.ratios.append(float(stats[sorted(ids), cv2.CC_STAT_AREA].sum()) / max(ellipse, 1.0))
+        if len(reached) >= 2:
+            self.frames += 1
+            seen: set[int] = set()
+            for ids in reached:
+                if ids & seen:
+                    self.merged += 1
+                    break
+                seen |= ids
+
+    def as_dict(self) -> dict:
+        r = np.asarray(self.ratios, np.float64)
+        return {"mask_per_face_median": float(np.median(r)) if len(r) else math.nan,
+                "mask_per_face_p95": float(np.percentile(r, 95)) if len(r) else math.nan,
+                "merged_frames": self.merged / self.frames if self.frames else 0.0,
+                "frames_with_two_faces": self.frames}
+
+    def extend(self, other: ExtentTally) -> None:
+        self.ratios += other.ratios
+        self.frames += other.frames
+        self.merged += other.merged
 
 
 @dataclass

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ class JobResult:
     height: int = 0
     announced: int | None = None
     audio: bool = False  # the input has audio
+    taken_at: list[int] = field(default_factory=list)  # the indices of the frames run through the anonymizer
 
     @property
     def fps(self) -> float:
@@ -74,6 +75,7 @@ def anonymize_video(source: Path, target: Path, anonymizer: StreamAnonymizer, st
                 now = result.frames / reader.fps  # video time: the hold and the cadence do not depend on speed
                 if cadence is None or cadence.take(now) or last is None:
                     last = _anonymized(frame, now, anonymizer, style, result, fail_closed, last)
+                    result.taken_at.append(result.frames)
                     result.taken += 1
                 writer.write(last)
                 result.frames += 1

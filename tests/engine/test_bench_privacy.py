@@ -72,6 +72,24 @@ def test_a_short_run_prints_presets_and_deface_side_by_side(clip: tuple[Path, Pa
     doc = json.loads((tmp_path / "r.json").read_text())
     assert {r["label"] for r in doc["runs"]} == {"live", "video", "deface"}
     assert set(doc["totals"]) == {"live", "video", "deface"}
+    for t in doc["totals"].values():  # leak, collateral, CPU, and how far the masks reach, every run
+        assert {"frame_leak", "collateral", "cpu_share", "mask_per_face_median", "mask_per_face_p95",
+                "merged_frames"} <= set(t)
+        assert 0 < t["cpu_share"] and t["mask_per_face_median"] >= 1.0
+
+
+def test_the_bundled_clip_runs_a_privacy_figure_without_the_team_data(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    """A clone has no ../shared: the demo clip and its labels (samples/) give leak, collateral, mask extent and CPU
+    end to end, with contact sheets of what was written."""
+    sample = ROOT / "addon" / "faceanon" / "samples" / "face-demographics-walking.gif"
+    code = bench_privacy(["--clips", str(sample), "--presets", "live", "--no-deface", "--json",
+                          str(tmp_path / "r.json"), "--sheets", str(tmp_path / "sheets")])
+    assert code == 0
+    live = json.loads((tmp_path / "r.json").read_text())["totals"]["live"]
+    assert live["pairs"] == 70 and live["frame_leak"] <= 0.05, live  # two clear faces in 35 frames
+    assert (tmp_path / "sheets" / "face-demographics-walking.live.jpg").stat().st_size > 10_000
+    assert "mask/face" in capsys.readouterr().out
 
 
 def test_the_live_preset_masks_a_crowd(tmp_path: Path) -> None:

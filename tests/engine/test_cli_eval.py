@@ -46,6 +46,9 @@ def test_found_face_is_masked(tmp_path: Path, capsys, style: str):
     assert r["buckets"][">=64"]["recall"] == pytest.approx(1.0)  # short side 88
     assert r["buckets"]["<10"]["ap"] is None  # no face of that size: no figure, not a made-up one
     assert 0 < r["leak"]["collateral"] < 0.1
+    if style == "fill":  # one face, one ellipse mask grown by the image margin (0.4) and a little for JPEG
+        assert 1.4 ** 2 * 0.9 < r["leak"]["mask_per_face_median"] < 1.4 ** 2 * 1.6, r["leak"]
+    assert r["cpu_s"] > 0 and "masks of two faces merge" in stdout and "CPU:" in stdout
 
 
 def test_pixelate_keeps_block_colours_so_the_rule_counts_it_leaked(tmp_path: Path, capsys):

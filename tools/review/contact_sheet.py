@@ -1,5 +1,6 @@
 """A contact sheet: N evenly spaced frames of a video in a grid, each labelled with its frame number, for checking
-by eye what an anonymized clip shows (issue reviews, model cards).
+by eye what an anonymized clip shows (issue reviews, model cards). The drawing is faceanon.bench.sheets, which
+`faceanon bench privacy --sheets DIR` uses too.
 
     python tools/review/contact_sheet.py out.mp4 -o sheet.png --frames 12 --columns 4 --width 480
 """
@@ -10,29 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
-
-
-def sheet(video: Path, frames: int, columns: int, width: int) -> np.ndarray:
-    capture = cv2.VideoCapture(str(video))
-    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    if count <= 0:
-        raise SystemExit(f"{video}: no frames")
-    tiles = []
-    for index in np.linspace(0, count - 1, frames).astype(int):
-        capture.set(cv2.CAP_PROP_POS_FRAMES, int(index))
-        ok, image = capture.read()
-        if not ok:
-            raise SystemExit(f"{video}: frame {index} cannot be read")
-        tile = cv2.resize(image, (width, round(image.shape[0] * width / image.shape[1])), interpolation=cv2.INTER_AREA)
-        cv2.putText(tile, f"#{index}", (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(tile, f"#{index}", (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
-        tiles.append(tile)
-    blank = np.zeros_like(tiles[0])
-    rows = [np.hstack(tiles[i:i + columns] + [blank] * (columns - len(tiles[i:i + columns])))
-            for i in range(0, len(tiles), columns)]
-    return np.vstack(rows)
+from faceanon.bench.sheets import write_sheet
 
 
 def main() -> int:
@@ -42,9 +21,14 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--columns", type=int, default=4)
     parser.add_argument("--width", type=int, default=480)
+    parser.add_argument("--start", type=int, default=0, help="first frame")
     args = parser.parse_args()
-    cv2.imwrite(str(args.out), sheet(args.video, args.frames, args.columns, args.width))
-    print(args.out)
+    try:
+        print(write_sheet(args.video, args.out, frames=args.frames, columns=args.columns, width=args.width,
+                          start=args.start))
+    except ValueError as err:
+        print(f"contact_sheet: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

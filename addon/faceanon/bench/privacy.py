@@ -23,7 +23,8 @@ import cv2
 
 from faceanon import defaults
 from faceanon.bench import SHARED_DATA
-from faceanon.leak import TrackTally, changed_pixels
+from faceanon.bench.sheets import write_sheet
+from faceanon.leak import ExtentTally, TrackTally, changed_pixels
 from faceanon.mask import TARGETS, MaskStyle, parse_color
 
 BACKGROUNDS = ("vtest.avi", "intel-sample-videos/one-by-one-person-detection.mp4")
@@ -33,10 +34,13 @@ def say(message: str) -> None:
     print(f"faceanon: {message}", file=sys.stderr, flush=True)
 
 
-def score(truth: Path, original: Path, anonymized: Path) -> dict:
-    """The team's video rule over one clip: frames aligned by index; a missing or resized frame leaks every face."""
+def score(truth: Path, original: Path, anonymized: Path, fresh: set[int] | None = None) -> dict:
+    """The team's video rule over one clip: frames aligned by index; a missing or resized frame leaks every face.
+    Also how far the masks reach (faceanon.leak.ExtentTally), on the `fresh` frames (those the anonymizer ran on; a
+    live replay repeats its last output in between, whose difference to the new frame is motion, not mask; None:
+    every frame)."""
     gt = json.loads(truth.read_text())
-    tally = TrackTally()
+    tally, extent = TrackTally(), ExtentTally()
     a, b = cv2.VideoCapture(str(original)), cv2.VideoCapture(str(anonymized))
     try:
         for frame in gt["frames"]:
@@ -45,12 +49,16 @@ def score(truth: Path, original: Path, anonymized: Path) -> dict:
                 raise ValueError(f"{original} ends before frame {frame['index']}")
             ok, out = b.read()
             missing = not ok or out.shape != raw.shape
-            tally.add(changed_pixels(raw, None if missing else out),
-                      [(f["track"], f["box"]) for f in frame["faces"]], missing=missing)
+            changed = changed_pixels(raw, None if missing else out)
+            faces = [(f["track"], f["box"]) for f in frame["faces"]]
+            tally.add(changed, faces, missing=missing)
+            if fresh is None or frame["index"] in fresh:
+                extent.add(changed, [box for _, box in faces])
     finally:
         a.release()
         b.release()
-    return tally.as_dict()
+    return tally.as_dict() | extent.as_dict() | {"extent": extent.ratios, "extent_frames": [extent.frames,
+                                                                                          extent.merged]}
 
 
 @dataclass
@@ -60,13 +68,29 @@ class Run:
     seconds: float
     frames: int
     result: dict
+    cpu_s: float = 0.0  # process CPU seconds (every thread) the run took
+    clip_s: float = 0.0  # the clip's own length in seconds
 
     @property
     def fps(self) -> float:
         return self.frames / max(self.seconds, 1e-9)
 
+    @property
+    def cpu_share(self) -> float:
+        """Cores this run would keep busy to keep up with the clip in real time (1.0 = a core): the live figure a
+        camera costs, and a file job's cost per second of video."""
+        return self.cpu_s / max(self.clip_s, 1e-9)
 
-def run_preset(name: str, clip: Path, out: Path, args: argparse.Namespace) -> tuple[float, int]:
+
+@dataclass
+class Timed:
+    seconds: float
+    frames: int
+    cpu_s: float
+    fresh: set[int] | None  # the frames the anonymizer ran on (None: every one)
+
+
+def run_preset(name: str, clip: Path, out: Path, args: argparse.Namespace) -> Timed:
     from faceanon.anonymizer import StreamAnonymizer, models_for, people_look
     from faceanon.detect import load_models
     from faceanon.videojob import anonymize_video
@@ -77,18 +101,19 @@ def run_preset(name: str, clip: Path, out: Path, args: argparse.Namespace) -> tu
     anonymizer = StreamAnonymizer(detectors, stream, preset.hold(), None, people_look(detectors, args.target))
     fps = args.fps if name == "live" else preset.fps
     style = MaskStyle(args.style, margin=preset.margin, fill_color=parse_color(args.fill_color), target=args.target)
+    cpu = time.process_time()
     result = anonymize_video(clip, out, anonymizer, style, fps, fail_closed=fps is not None)
-    return result.seconds, result.frames
+    return Timed(result.seconds, result.frames, time.process_time() - cpu, set(result.taken_at))
 
 
-def run_deface(clip: Path, out: Path, args: argparse.Namespace) -> tuple[float, int]:
+def run_deface(clip: Path, out: Path, args: argparse.Namespace) -> Timed:
     from faceanon.baseline import MODEL, DefaceLike
     from faceanon.detect import load_detector
     from faceanon.publish.video import VideoWriter
     from faceanon.source.video import VideoReader
 
     deface = DefaceLike(load_detector(MODEL, None, "cpu", args.threads))
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     frames = 0
     with VideoReader(clip) as reader:
         writer = VideoWriter(out, reader.fps, reader.width, reader.height)
@@ -102,7 +127,16 @@ def run_deface(clip: Path, out: Path, args: argparse.Namespace) -> tuple[float, 
         except BaseException:
             writer.abort()
             raise
-    return time.monotonic() - started, frames
+    return Timed(time.monotonic() - started, frames, time.process_time() - cpu, None)
+
+
+def clip_seconds(clip: Path) -> float:
+    capture = cv2.VideoCapture(str(clip))
+    try:
+        fps = capture.get(cv2.CAP_PROP_FPS) or 10.0
+        return float(capture.get(cv2.CAP_PROP_FRAME_COUNT)) / fps
+    finally:
+        capture.release()
 
 
 def make_clips(args: argparse.Namespace, folder: Path) -> list[tuple[Path, Path]]:
@@ -138,8 +172,12 @@ def given_clips(paths: list[str]) -> list[tuple[Path, Path]]:
 
 
 def total(runs: list[Run]) -> dict:
-    """Clips pooled: frame leak over all pairs, walkers over all tracks."""
+    """Clips pooled: frame leak over all pairs, walkers over all tracks, mask extent over all masked faces."""
+    import numpy as np
+
     pairs = sum(r.result["pairs"] for r in runs)
+    extent = np.asarray([x for r in runs for x in r.result["extent"]], np.float64)
+    two = sum(r.result["extent_frames"][0] for r in runs)
     tracks = sum(r.result["tracks"] for r in runs)
     exposed = sum(r.result["tracks_exposed"] for r in runs)
     leaked3 = sum(round(r.result["track_leak3"] * r.result["tracks"]) for r in runs)
@@ -148,34 +186,55 @@ def total(runs: list[Run]) -> dict:
             "track_leak3": leaked3 / tracks,
             "collateral": sum(r.result["collateral"] for r in runs) / len(runs),
             "fps": sum(r.frames for r in runs) / sum(r.seconds for r in runs),
+            "cpu_share": sum(r.cpu_s for r in runs) / sum(r.clip_s for r in runs),
+            "mask_per_face_median": float(np.median(extent)) if len(extent) else float("nan"),
+            "mask_per_face_p95": float(np.percentile(extent, 95)) if len(extent) else float("nan"),
+            "merged_frames": sum(r.result["extent_frames"][1] for r in runs) / two if two else 0.0,
             "frame_leak_by_size": {k: sum((r.result["frame_leak_by_size"][k] or 0) for r in runs) / len(runs)
                                    for k in runs[0].result["frame_leak_by_size"]}}
 
 
+HEADER = (f"{'frame leak':>10} {'walkers >=1':>12} {'>=3':>5} {'collat.':>8} {'mask/face':>9} {'p95':>6} "
+          f"{'merged':>7} {'CPU':>6} {'10-24':>7} {'24-64':>7} {'>=64':>7} {'fps':>6}")
+
+
+def row(d: dict, extent: tuple[float, float, float], cpu: float, fps: float) -> str:
+    """Leak, collateral and CPU first: every privacy figure has the three."""
+    size = d["frame_leak_by_size"]
+    median, p95, merged = extent
+    return (f"{100 * d['frame_leak']:9.1f}% {d['tracks_exposed']:>5} of {d['tracks']:<4} "
+            f"{100 * d['track_leak3']:4.0f}% {100 * d['collateral']:7.1f}% {median:8.1f}x {p95:5.1f}x "
+            f"{100 * merged:6.1f}% {100 * cpu:5.0f}% "
+            + "".join(f"{100 * (size.get(k) or 0):6.1f}%" for k in ("10-24", "24-64", ">=64")) + f" {fps:6.1f}")
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else ("1x" if a == b else "-")
+
+
 def print_table(runs: list[Run], labels: list[str]) -> dict:
-    print(f"\n{'clip':<42} {'run':<8} {'frame leak':>10} {'walkers >=1':>12} {'>=3':>6} {'10-24':>7} {'24-64':>7} "
-          f"{'>=64':>7} {'collat.':>8} {'fps':>7}")
+    """One row per clip and run, then the clips pooled, then each run against deface's in the same run. CPU: cores
+    kept busy to keep up with the clip in real time (process CPU time over the clip's length)."""
+    print(f"\n{'clip':<36} {'run':<8} {HEADER}")
     for r in runs:
         d = r.result
-        size = d["frame_leak_by_size"]
-        print(f"{r.clip:<42} {r.label:<8} {100 * d['frame_leak']:9.1f}% {d['tracks_exposed']:>5} of {d['tracks']:<4} "
-              f"{100 * d['track_leak3']:5.0f}% " + "".join(f"{100 * (size.get(k) or 0):6.1f}%" for k in
-                                                        ("10-24", "24-64", ">=64"))
-              + f" {100 * d['collateral']:7.1f}% {r.fps:7.1f}")
+        two = d["extent_frames"][0]
+        print(f"{r.clip[:36]:<36} {r.label:<8} " + row(d, (d["mask_per_face_median"], d["mask_per_face_p95"],
+                                                           d["extent_frames"][1] / two if two else 0.0),
+                                                      r.cpu_share, r.fps))
     totals = {label: total([r for r in runs if r.label == label]) for label in labels}
     print("all clips pooled:")
     for label, t in totals.items():
-        size = t["frame_leak_by_size"]
-        print(f"{'':<42} {label:<8} {100 * t['frame_leak']:9.1f}% {t['tracks_exposed']:>5} of {t['tracks']:<4} "
-              f"{100 * t['track_leak3']:5.0f}% " + "".join(f"{100 * size[k]:6.1f}%" for k in ("10-24", "24-64", ">=64"))
-              + f" {100 * t['collateral']:7.1f}% {t['fps']:7.1f}")
+        print(f"{'':<36} {label:<8} " + row(t, (t["mask_per_face_median"], t["mask_per_face_p95"], t["merged_frames"]),
+                                            t["cpu_share"], t["fps"]))
     if "deface" in totals:
         base = totals["deface"]
         for label, t in totals.items():
             if label != "deface":
-                print(f"{label} / deface, same run: frame leak {t['frame_leak'] / max(base['frame_leak'], 1e-9):.2f}x, "
-                      f"walkers exposed {t['tracks_exposed']} vs {base['tracks_exposed']}, fps "
-                      f"{t['fps'] / base['fps']:.1f}x")
+                print(f"{label} / deface, same run: frame leak {ratio(t['frame_leak'], base['frame_leak'])}, "
+                      f"walkers exposed {t['tracks_exposed']} vs {base['tracks_exposed']}, collateral "
+                      f"{ratio(t['collateral'], base['collateral'])}, CPU {ratio(t['cpu_share'], base['cpu_share'])}, "
+                      f"fps {ratio(t['fps'], base['fps'])}")
     return totals
 
 
@@ -201,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-deface", action="store_true", help="skip the deface baseline")
     parser.add_argument("--keep", metavar="DIR", help="keep the clips and outputs here")
     parser.add_argument("--json", metavar="OUT.json", help="also write every figure as JSON")
+    parser.add_argument("--sheets", metavar="DIR", help="also write a contact sheet of every output (8 frames) here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
@@ -217,11 +277,15 @@ def main(argv: list[str] | None = None) -> int:
         for clip, truth in clips:
             for label in labels:
                 out = folder / f"{clip.stem}.{label}.mp4"
-                seconds, frames = (run_deface(clip, out, args) if label == "deface"
-                                   else run_preset(label, clip, out, args))
-                runs.append(Run(clip.name, label, seconds, frames, score(truth, clip, out)))
-                say(f"{clip.name} {label}: frame leak {100 * runs[-1].result['frame_leak']:.1f} %, "
-                    f"{runs[-1].result['tracks_exposed']} walkers exposed, {runs[-1].fps:.1f} fps")
+                timed = run_deface(clip, out, args) if label == "deface" else run_preset(label, clip, out, args)
+                runs.append(Run(clip.name, label, timed.seconds, timed.frames, score(truth, clip, out, timed.fresh),
+                                timed.cpu_s, clip_seconds(clip)))
+                if args.sheets:
+                    write_sheet(out, Path(args.sheets) / f"{clip.stem}.{label}.jpg", frames=8, columns=4, width=400)
+                d = runs[-1].result
+                say(f"{clip.name} {label}: frame leak {100 * d['frame_leak']:.1f} %, {d['tracks_exposed']} walkers "
+                    f"exposed, collateral {100 * d['collateral']:.1f} %, CPU {100 * runs[-1].cpu_share:.0f} % of a "
+                    f"core, {runs[-1].fps:.1f} fps")
         print(f"\nfaceanon bench privacy: {len(clips)} walkers clips, style {args.style}; live at {args.fps:g} fps; "
               "deface = deface 1.5.0's settings on every frame")
         for name in presets:
@@ -229,8 +293,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name}: {preset.stream(plan=args.plan, full_every=args.detect_every).describe()}")
         totals = print_table(runs, labels)
     if args.json:
-        Path(args.json).write_text(json.dumps({"runs": [r.__dict__ for r in runs], "totals": totals}, indent=1,
-                                              default=str))
+        rows = [r.__dict__ | {"result": {k: v for k, v in r.result.items() if k != "extent"},
+                              "cpu_share": r.cpu_share} for r in runs]
+        Path(args.json).write_text(json.dumps({"runs": rows, "totals": totals}, indent=1, default=str))
     return 0
 
 

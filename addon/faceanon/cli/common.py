@@ -63,12 +63,13 @@ def add_mask_options(p: argparse.ArgumentParser) -> None:
                         "a person detector finds with no face seen); or every person whole (default %(default)s)")
     g.add_argument("--shape", choices=SHAPES, default=defaults.DEFAULT_SHAPE, help="mask shape (default %(default)s)")
     g.add_argument("--margin", type=float, default=None, metavar="M",
-                   help=f"grow each face box by this fraction of its size (default {defaults.DEFAULT_MARGIN}, "
-                        f"{defaults.LIVE_MARGIN} with video --preset live; "
+                   help=f"grow each face box by this fraction of its size (default: {defaults.IMAGE_MARGIN} for "
+                        f"images, {defaults.DEFAULT_MARGIN} for video, {defaults.LIVE_MARGIN} with video --preset "
+                        "live; "
                         f"faces under {defaults.SMALL_FACE} px get up to {defaults.SMALL_MARGIN} more)")
     g.add_argument("--fill-color", default="auto", metavar="auto|#RRGGBB",
-                   help="colour of the fill style (default auto: black, or white/grey over faces that are "
-                        "already near black)")
+                   help="colour of the fill style (default auto: black, or navy where the face or what its mask "
+                        "covers is already near black, so the cover stays visible)")
 
 
 def plan_from(args: argparse.Namespace) -> DetectPlan:
@@ -79,8 +80,8 @@ def plan_from(args: argparse.Namespace) -> DetectPlan:
     return capped(plan, args.detect_size or 0)
 
 
-def mask_style_from(args: argparse.Namespace, margin: float = defaults.DEFAULT_MARGIN) -> MaskStyle:
-    """The mask options; `margin` where --margin is not given (a preset's)."""
+def mask_style_from(args: argparse.Namespace, margin: float = defaults.IMAGE_MARGIN) -> MaskStyle:
+    """The mask options; `margin` where --margin is not given (the still images' default, or a preset's)."""
     return MaskStyle(style=args.style, shape=args.shape, margin=margin if args.margin is None else args.margin,
                      small_margin=defaults.SMALL_MARGIN, small_face=defaults.SMALL_FACE,
                      fill_color=parse_color(args.fill_color), target=args.target)

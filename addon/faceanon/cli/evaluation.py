@@ -27,7 +27,7 @@ from faceanon.cli.common import (
 )
 from faceanon.cli.images import anonymize_file
 from faceanon.evaluate import ImageRecord, as_boxes, detection_report, xyxy_to_xywh
-from faceanon.leak import BUCKETS, COVER, MIN_FACE, LeakTally, changed_pixels
+from faceanon.leak import BUCKETS, COVER, MIN_FACE, ExtentTally, LeakTally, changed_pixels
 from faceanon.media import MediaError, read_image, write_atomic, write_image
 
 
@@ -48,6 +48,8 @@ class Run:
         self.out_dir = out_dir
         self.describe = describe
         self.tally = LeakTally()
+        self.extent = ExtentTally()
+        self.cpu_s = 0.0
         self.records: list[ImageRecord] = []
         self.leaked: list[dict] = []
         self.seconds = 0.0
@@ -57,13 +59,15 @@ class Run:
         output = cv2.imread(str(target), cv2.IMREAD_COLOR)  # what is on disk, as the team's tool reads it
         missing = output is None or output.shape != original.shape
         faces, ignore = entry.get("faces", []), entry.get("ignore", [])
-        for i in self.tally.add(changed_pixels(original, output), faces, ignore, missing):
+        changed = changed_pixels(original, output)
+        for i in self.tally.add(changed, faces, ignore, missing):
             self.leaked.append({"file": entry["file"], "box": [float(v) for v in faces[i]]})
+        self.extent.add(changed, faces)
 
     def report(self) -> dict:
         r = detection_report(self.records, self.threshold, 0.5)
-        r.update(settings=self.describe, images=len(self.records), seconds=self.seconds,
-                 leak=self.tally.as_dict(), unmasked_faces=self.leaked)
+        r.update(settings=self.describe, images=len(self.records), seconds=self.seconds, cpu_s=self.cpu_s,
+                 leak=self.tally.as_dict() | self.extent.as_dict(), unmasked_faces=self.leaked)
         return r
 
 
@@ -113,7 +117,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             gt, ignore = as_boxes(entry.get("faces", [])), as_boxes(entry.get("ignore", []))
             for run in runs:
                 target = run.out_dir / rel
-                t0 = time.perf_counter()
+                t0, cpu0 = time.perf_counter(), time.process_time()
                 try:
                     if run is ours:
                         original, _, every = anonymize_file(source, target, scanner, style, defaults.EVAL_FLOOR,
@@ -130,6 +134,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                         failed += 1
                     continue
                 run.seconds += time.perf_counter() - t0
+                run.cpu_s += time.process_time() - cpu0
                 run.records.append(ImageRecord(gt, ignore, xyxy_to_xywh(every.boxes), every.scores))
                 run.score(entry, original, target)
         results = {run.label: run.report() for run in runs}
@@ -169,11 +174,16 @@ def print_eval(results: dict) -> None:
               f"{pct(leak['leak']).strip()} % (masked = at least {100 * COVER:.0f} % of the face's ellipse changed "
               "by more than 24 in the written file)"
               + (f"; {leak['missing_outputs']} outputs missing" if leak["missing_outputs"] else ""))
-        print(f"collateral: {pct(leak['collateral']).strip()} % of the pixels outside every labelled face changed")
+        print(f"collateral: {pct(leak['collateral']).strip()} % of the pixels outside every labelled face changed; "
+              f"a masked face's mask covers {leak['mask_per_face_median']:.1f}x its ellipse (median, "
+              f"p95 {leak['mask_per_face_p95']:.1f}x); masks of two faces merge in "
+              f"{pct(leak['merged_frames']).strip()} % of the images with two faces or more")
+        print(f"CPU: {1000 * r['cpu_s'] / max(r['images'], 1):.0f} ms per image (process time, every thread)")
     if len(results) == 2:
         a, b = (results[k]["leak"] for k in results)
         def ratio(x: float, y: float) -> str:
             return f"{x / y:.2f}x" if y else "-"
 
+        cpu = [results[k]["cpu_s"] for k in results]
         print(f"faceanon / deface, same run: leak {ratio(a['leak'], b['leak'])}, collateral "
-              f"{ratio(a['collateral'], b['collateral'])}")
+              f"{ratio(a['collateral'], b['collateral'])}, CPU {ratio(cpu[0], cpu[1])}")
