@@ -153,12 +153,15 @@ def password_needs_user(mqtt: dict) -> dict:
 MQTT = vol.All(MQTT_FIELDS, password_needs_user)
 
 HTTP = vol.Schema({
-    # Loopback unless asked: no token and no Host check by default, so the LAN (or a DNS-rebinding page in a
-    # browser on it) must not reach the API by accident. The add-on binds 0.0.0.0 behind ingress and a token.
+    # Loopback unless asked: without a token the LAN must not reach the API by accident. The add-on binds 0.0.0.0
+    # behind ingress and a token.
     vol.Optional("host", default="127.0.0.1"): vol.All(str, vol.Length(min=1)),
     vol.Optional("port", default=8099): port,
     vol.Optional("token", default=None): token,
     vol.Optional("ingress_only", default=False): bool,
+    # Without a token, Host names other than IPs and local names are refused (DNS rebinding, publish/hosts.py);
+    # names listed here are answered too (a name of the owner's own DNS that reaches this service).
+    vol.Optional("allowed_hosts", default=list): [vol.All(str, vol.Length(min=1, max=253))],
 })
 
 RTSP = vol.Schema({

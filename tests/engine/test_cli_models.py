@@ -66,7 +66,7 @@ def bad_model(tmp_path: Path, case: str) -> tuple[list[str], str]:
     if case in ("zeroed weights", "NaN weights"):  # loads fine, answers nonsense: the canary refuses it
         path = broken_weights(tmp_path, 0.0 if case == "zeroed weights" else float("nan"))
         reason = ("found no face in the canary image" if case == "zeroed weights"
-                  else "non-finite outputs (broken weights?)")
+                  else "non-finite outputs (broken weights or server?)")
         return ["--model", str(path), "--family", "centerface"], f"model {path.stem}: {reason}"
     if case == "a model the plan names":
         return ["--plan", "1+facefinder9000@2x"], "unknown model 'facefinder9000'"

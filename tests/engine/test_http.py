@@ -517,3 +517,97 @@ async def test_login_exchanges_the_token_for_a_session_cookie(anonymized_frames)
     async with serving([feed]) as (_server, url), session() as http, \
             http.post(f"{url}/api/login", json={"token": "x"}) as r:
         assert r.status == 400  # no token: nothing to log in to
+
+
+async def test_dns_rebinding_and_cross_site_requests_are_refused(anonymized_frames):
+    """Without a token, a Host name a DNS-rebinding page would send (the attacker's domain, resolved to this
+    service) gets 403 on every route, while IPs, localhost, single-label and .local names and names the owner lists
+    are answered. A state change sent by another site's page (its Origin) is refused with or without a token."""
+    feed = FrameFeed("lobby")
+    feed.push(anonymized_frames[0])
+    changes: list[dict] = []
+
+    async def set_controls(name: str, body: dict) -> dict:
+        changes.append(body)
+        return body
+
+    async with serving([feed], allowed_hosts=["cams.example.net"]) as (server, url), session() as http:
+        server.set_controls = set_controls
+        port = server.port
+        for host in ("attacker.example.com", f"rebind.evil.test:{port}", "192.168.1.5.nip.io"):
+            for method, path in (("GET", "/api/lobby/latest.jpg"), ("GET", "/api/cameras"),
+                                 ("PUT", "/api/lobby/controls")):
+                async with http.request(method, f"{url}{path}", headers={"Host": host}, json={"plan": "fast"}) as r:
+                    assert r.status == 403, (host, path)
+                    assert "DNS rebinding" in (await r.json())["error"]
+        assert changes == []
+        for host in (f"127.0.0.1:{port}", "localhost", "[::1]:8099", "192.168.1.5", "faceanon", "nvr.local:8099",
+                     "cams.example.net", "CAMS.EXAMPLE.NET."):
+            async with http.get(f"{url}/api/cameras", headers={"Host": host}) as r:
+                assert r.status == 200, host
+        # Cross-site: another origin's page may not PUT, even to an allowed host; the same origin may.
+        async with http.put(f"{url}/api/lobby/controls", json={"plan": "fast"},
+                            headers={"Origin": "http://attacker.example.com"}) as r:
+            assert r.status == 403 and "another site" in (await r.json())["error"]
+        async with http.put(f"{url}/api/lobby/controls", json={"plan": "fast"},
+                            headers={"Origin": f"http://127.0.0.1:{port}"}) as r:
+            assert r.status == 200
+        assert changes == [{"plan": "fast"}]
+    # With a token the Host does not matter (the attacker has no token); Origin still does.
+    async with serving([feed], token="tok") as (_server, url), session() as http:
+        auth = {"Authorization": "Bearer tok"}
+        async with http.get(f"{url}/api/cameras", headers={**auth, "Host": "anything.example.com"}) as r:
+            assert r.status == 200
+        async with http.put(f"{url}/api/integration", json={"claimed": True},
+                            headers={**auth, "Origin": "https://evil.example"}) as r:
+            assert r.status == 403
+
+
+async def test_json_nested_too_deep_is_a_400_not_a_500(anonymized_frames, tmp_path):
+    from faceanon.claim import IntegrationClaim
+
+    feed = FrameFeed("lobby")
+
+    async def set_controls(name: str, body: dict) -> dict:
+        return body
+
+    deep = "[" * 100_000 + "]" * 100_000
+    async with serving([feed]) as (server, url), session() as http:
+        server.set_controls = set_controls
+        server.claim = IntegrationClaim(tmp_path)
+        for path in ("/api/lobby/controls", "/api/integration"):
+            async with http.put(f"{url}{path}", data=deep, headers={"Content-Type": "application/json"}) as r:
+                assert r.status == 400, path
+                assert "error" in await r.json()
+    async with serving([feed], token="t") as (_server, url), session() as http, \
+            http.post(f"{url}/api/login", data=deep) as r:
+        assert r.status == 401
+
+
+async def test_wrong_logins_in_parallel_wait_in_line(anonymized_frames):
+    """Five wrong guesses sent at once take five seconds in all, not one: a guesser gets one a second."""
+    feed = FrameFeed("lobby")
+    async with serving([feed], token="tok-123") as (_server, url), session() as http:
+        async def guess(token: str) -> tuple[int, float]:
+            async with http.post(f"{url}/api/login", json={"token": token}) as r:
+                return r.status, time.monotonic()
+
+        started = time.monotonic()
+        results = await asyncio.gather(*(guess(f"wrong-{i}") for i in range(5)))
+        assert [status for status, _ in results] == [401] * 5
+        assert max(t for _, t in results) - started >= 4.5
+
+
+async def test_listening_on_the_network_without_a_token_is_said_at_start_and_in_health(anonymized_frames, caplog):
+    feed = FrameFeed("lobby")
+    server = HttpServer({"host": "0.0.0.0", "port": 0}, [feed], VERSION)
+    caplog.set_level("WARNING", "faceanon")
+    await server.start()
+    try:
+        assert any("without a token" in r.getMessage() for r in caplog.records)
+        async with session() as http, http.get(f"http://127.0.0.1:{server.port}/api/health") as r:
+            assert any("without a token" in w for w in (await r.json())["warnings"])
+    finally:
+        await server.stop()
+    for quiet in ({"host": "127.0.0.1"}, {"host": "0.0.0.0", "token": "t"}, {"host": "0.0.0.0", "ingress_only": True}):
+        assert not HttpServer({**quiet, "port": 0}, [feed], VERSION).open_to_network, quiet

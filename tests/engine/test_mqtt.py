@@ -526,3 +526,28 @@ async def test_discovery_is_withdrawn_while_the_integration_has_the_service(mosq
         assert all(p == b"" for p in listener.all(topic))
     finally:
         await publisher.stop()
+
+
+async def test_a_huge_or_refused_command_is_one_short_log_line(caplog):
+    """A 10 MB `plan/set` is refused unread, and a refused value is quoted cut short: a log line never carries a
+    payload (the attack run wrote a 10 MB line)."""
+    from conftest import FrameFeed
+    from faceanon.controls import ControlError
+    from faceanon.publish.mqtt import MqttPublisher
+
+    seen: list[dict] = []
+
+    async def set_controls(name: str, changes: dict) -> dict:
+        seen.append(changes)
+        raise ControlError(f"plan: cannot read {changes['plan']!r}")
+
+    publisher = MqttPublisher({"host": "127.0.0.1", "port": 1}, [FrameFeed("lobby")], "1.0",
+                              set_controls=set_controls)
+    publisher._loop = asyncio.get_running_loop()
+    caplog.set_level("WARNING", "faceanon")
+    publisher._command("lobby", "plan", b"x" * 10_000_000)
+    await publisher._apply_command("lobby", "plan", "y" * 5_000)
+    lines = [r.getMessage() for r in caplog.records]
+    assert seen == [{"plan": "y" * 5_000}]  # the huge one never reached the service
+    assert len(lines) == 2 and all(len(line) < 400 for line in lines), [len(line) for line in lines]
+    assert "a payload of 10000000 bytes" in lines[0] and "refused" in lines[1]

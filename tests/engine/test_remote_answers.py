@@ -118,6 +118,15 @@ def rtsp_frame(url: str, out: Path) -> np.ndarray | None:
     return cv2.imread(str(out)) if out.exists() else None
 
 
+def first_event(url: str) -> bytes:
+    """The server-sent event stream up to its first event's data line."""
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        lines = []
+        while not lines or not lines[-1].startswith(b"data:"):
+            lines.append(resp.readline())
+    return b"".join(lines)
+
+
 def mjpeg_frame(url: str) -> np.ndarray:
     with urllib.request.urlopen(url, timeout=10) as resp:
         data = b""
@@ -134,17 +143,29 @@ async def test_every_output_path_holds_privacy_when_the_server_turns_bad(server:
     from test_service import Retained, eventually
 
     http_port = free_port()
+    # Credentials in the server's URL (a user's, or a proxy's) never show: not in the APIs, events or MQTT.
+    url = server.url.replace("grpc://", "grpc://triton:s3cret@")
     cfg = validate({"cameras": [{"name": "lobby", "url": str(SAMPLE_CLIP), "snapshot_interval": 1}],
-                    "detector": {"model": "centerface-int8", "provider": "kserve", "url": server.url},
+                    "detector": {"model": "centerface-int8", "provider": "kserve", "url": url},
                     "mqtt": {"host": "127.0.0.1", "port": mosquitto.port},
                     "http": {"host": "127.0.0.1", "port": http_port}, "rtsp": {"port": free_port()}})
     service = Service(cfg)
-    sub = Retained(mosquitto.port, "faceanon/lobby/snapshot")
+    sub = Retained(mosquitto.port, "faceanon/#")
     await service.start()
     feed = service.feeds[0]
     base = f"http://127.0.0.1:{http_port}/api/lobby"
     try:
         await eventually(lambda: feed.latest_jpeg is not None and not feed.latest_is_hold, 60, "a live frame")
+        await eventually(lambda: sub.get("faceanon/lobby/info") is not None, 30, "the camera's info topic")
+        api = f"http://127.0.0.1:{http_port}/api"
+        for path in ("/cameras", "/service"):
+            text = await asyncio.to_thread(lambda p=path: urllib.request.urlopen(api + p, timeout=10).read())
+            assert b"s3cret" not in text and b"triton:***@" in text, path
+        events = await asyncio.to_thread(first_event, api + "/events")
+        assert b"event: cameras" in events and b"triton:***@" in events and b"s3cret" not in events
+        with sub.lock:
+            retained = dict(sub.last)
+        assert retained and not any(b"s3cret" in payload for payload in retained.values())
         server.set_mode("zeros")
         switched = feed.seq
         await eventually(lambda: feed.seq >= switched + 2, 30, "two frames after the server turned bad")

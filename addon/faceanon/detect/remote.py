@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from faceanon.detect.manifest import ModelError
+from faceanon.source.base import redact
 
 SCHEMES = ("grpc", "grpcs")
 CALL_TIMEOUT_S = 5.0  # bounds a call's thread; the camera's deadline_ms decides the privacy hold well before
@@ -54,11 +55,12 @@ def target_of(url: str) -> tuple[str, bool]:
     """`grpc://host:port` -> ("host:port", tls); ModelError when it is not such a URL."""
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES or not parts.hostname or parts.path not in ("", "/"):
-        raise ModelError(f"detector url {url!r}: use grpc://host:port or grpcs://host:port (KServe v2 over gRPC)")
+        raise ModelError(f"detector url {redact(url)!r}: use grpc://host:port or grpcs://host:port (KServe v2 over "
+                         "gRPC)")
     try:
         port = parts.port or (443 if parts.scheme == "grpcs" else 8001)
     except ValueError as err:
-        raise ModelError(f"detector url {url!r}: {err}") from err
+        raise ModelError(f"detector url {redact(url)!r}: {err}") from err
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return f"{host}:{port}", parts.scheme == "grpcs"
 
@@ -76,7 +78,8 @@ class RemoteSession:
         self._server_error = InferenceServerException
         self._kserve_dtype = np_to_triton_dtype
         target, tls = target_of(url)
-        self.url, self.model, self.timeout_s = url, model, timeout_s
+        # Shown in errors, the status, the APIs and MQTT: never the userinfo or credential-like query values.
+        self.url, self.model, self.timeout_s = redact(url), model, timeout_s
         self.client = grpcclient.InferenceServerClient(target, ssl=tls, channel_args=CHANNEL_ARGS)
         self.round_trips_ms: deque[float] = deque(maxlen=512)
         self._lock = threading.Lock()

@@ -3,6 +3,7 @@ and so only ever see `latest_jpeg`, which the pipeline sets from a masked or a s
 
 from __future__ import annotations
 
+import json
 from typing import Any, Protocol, runtime_checkable
 
 from faceanon.config import CAMERA_NAME
@@ -36,6 +37,28 @@ def json_error(status: int, message: str, **headers: str) -> Any:
     from aiohttp import web  # here, not at the top: the MQTT publisher does not need aiohttp
 
     return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+MAX_JSON_DEPTH = 32  # no request body of the API nests deeper; json.loads would recurse until Python's limit
+
+
+async def read_json(request: Any) -> Any:
+    """A request's JSON body; ValueError for anything that is not one, including JSON nested so deep that parsing
+    it would exhaust the recursion limit (a 500 before), which is refused before it is parsed."""
+    text = await request.text()
+    depth = deepest = 0
+    for char in text:  # a cheap bound on the nesting; strings holding brackets only over-count, which is safe
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        elif char in "]}":
+            depth -= 1
+    try:
+        return json.loads(text)
+    except RecursionError as err:
+        raise ValueError("JSON nested too deep") from err
 
 
 def valid_camera_name(name: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import ipaddress
 import json
 import logging
 import time
@@ -20,7 +21,7 @@ import numpy as np
 from aiohttp import web
 
 from faceanon import controls, defaults
-from faceanon.publish import CameraFeed, guard, json_default, json_error, valid_camera_name
+from faceanon.publish import CameraFeed, guard, hosts, json_default, json_error, read_json, valid_camera_name
 from faceanon.publish.events import EventStream
 from faceanon.publish.guard import GuardCounts, GuardedSite
 from faceanon.publish.webpage import OPEN_PATHS, WebPage
@@ -69,6 +70,10 @@ def scale_jpeg(jpeg: bytes, height: int) -> bytes:
     return buf.tobytes() if ok else jpeg
 
 
+OPEN_WARNING = ("listening on {host} without a token: anyone who can reach this port can watch the anonymized "
+                "cameras and change their controls; set http.token")
+
+
 class HttpServer:
     """The live service's HTTP API and web page (routes in docs/architecture.md)."""
 
@@ -83,6 +88,7 @@ class HttpServer:
         token = cfg.get("token")
         self._token = str(token).encode() if token else None
         self.ingress_only = bool(cfg.get("ingress_only"))
+        self.allowed_hosts: list[str] = list(cfg.get("allowed_hosts") or [])
         self.ingress_peer = ingress_peer
         self.guard = GuardCounts()  # the connection guard's figures once started (publish/guard.py)
         self.claim = claim  # Home Assistant's integration has the service (faceanon.claim); None: not offered
@@ -103,7 +109,7 @@ class HttpServer:
         self.app = self._build_app()
 
     def _build_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._headers_middleware, self._auth_middleware])
+        app = web.Application(middlewares=[self._headers_middleware, self._origin_middleware, self._auth_middleware])
         self.page.add_routes(app)
         app.router.add_get("/api/service", self._service)
         app.router.add_get("/api/health", self._health)
@@ -134,6 +140,8 @@ class HttpServer:
             self.port = site.port
         log.info("http: serving %d camera(s) on %s:%d%s", len(self.feeds), self.host, self.port,
                  " (token required)" if self._token else "")
+        if self.open_to_network:
+            log.warning("http: %s", OPEN_WARNING.format(host=self.host))
 
     async def stop(self) -> None:
         self._closing.set()  # ends every MJPEG stream at once instead of waiting out the shutdown timeout
@@ -155,6 +163,31 @@ class HttpServer:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         return response
+
+    @web.middleware
+    async def _origin_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Refuse cross-site state changes, and without a token the Host names a DNS-rebinding page would send
+        (publish/hosts.py)."""
+        host = request.headers.get("Host", "")
+        if hosts.cross_site(request.method, request.headers.get("Origin"), host):
+            return json_error(403, "refused: sent by a page of another site (its Origin is not this service)")
+        if self._token is None and not (self.ingress_only and request.remote == self.ingress_peer):
+            name = hosts.host_name(host)
+            if not hosts.local_host(name, self.allowed_hosts):
+                return json_error(403, f"host name {name[:100]!r} is not answered without a token (a DNS rebinding "
+                                       "guard): use the service's IP, a local name, list it in http.allowed_hosts, "
+                                       "or set http.token")
+        return await handler(request)
+
+    @property
+    def open_to_network(self) -> bool:
+        """Listening beyond loopback with no token and no ingress guard: anyone who reaches the port may read the
+        (anonymized) cameras and change their controls."""
+        try:
+            loopback = ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            loopback = self.host.lower() == "localhost"
+        return self._token is None and not self.ingress_only and not loopback
 
     def _token_ok(self, request: web.Request) -> bool:
         if self._token is None:
@@ -221,6 +254,8 @@ class HttpServer:
         # What the cameras' plans cannot see, in words: small still faces a whole-frame look does not resolve.
         warnings = [f"{s['name']}: still faces under {s['min_face_px']} px are found only while they move"
                     for s in statuses if (s.get("min_face_px") or 0) > defaults.SMALL_FACE_WARN_PX]
+        if self.open_to_network:
+            warnings.append(OPEN_WARNING.format(host=self.host))
         body = {"status": state, "version": self.version, "cameras": len(self.feeds), "degraded": degraded,
                 "offline": offline, "warnings": warnings}
         if self.service_id:
@@ -305,7 +340,7 @@ class HttpServer:
             if self.set_controls is None:
                 return json_error(405, "this service's controls cannot be changed")
             try:
-                body = await request.json()
+                body = await read_json(request)
             except ValueError:
                 return json_error(400, "expected a JSON object of controls")
             try:
@@ -332,7 +367,7 @@ class HttpServer:
             return json_error(404, "this service keeps no integration claim")
         if request.method == "PUT":
             try:
-                body = await request.json()
+                body = await read_json(request)
             except ValueError:
                 body = None
             if not isinstance(body, dict) or not isinstance(body.get("claimed"), bool):

@@ -41,6 +41,15 @@ log = logging.getLogger(__name__)
 # Retained, per camera; each control also has `<camera>/<control>/state` (and takes `<camera>/<control>/set`).
 CAMERA_TOPICS = ("snapshot", "faces", "people", "state", "info", "available", "privacy_degraded",
                  *(f"{key}/state" for key in controls.CONTROL_KEYS))
+MAX_COMMAND = 256  # bytes: the longest `<control>/set` payload read (a plan spec is a few dozen characters)
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """A value as it goes into a log line: its repr (strings quoted) cut to `limit` characters."""
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 INFO_KEYS = ("model", "provider", "width", "height", "rtsp_port")  # `<camera>/info`: the camera's attributes
 FACE_SNAPSHOT_GAP = 1.0  # a face-count change publishes a snapshot, at most this often
 POLL = 1.0  # how long a camera's follower waits for a frame before it looks at the status again
@@ -214,7 +223,11 @@ class MqttPublisher:
         """`<prefix>/<camera>/<control>/set`: change the control on the service's loop; a refused value is one log
         line and the control's state is published again, so Home Assistant shows what acts."""
         if camera not in self._cameras or key not in controls.CONTROL_KEYS or self.set_controls is None:
-            log.warning("mqtt: ignoring a command for an unknown camera or control: %s/%s/set", camera, key[:40])
+            log.warning("mqtt: ignoring a command for an unknown camera or control: %s/%s/set", camera[:64], key[:40])
+            return
+        if len(payload) > MAX_COMMAND:  # no control value is this long; and a log line must not carry megabytes
+            log.warning("mqtt: %s: %s/set refused (a payload of %d bytes; a control value is at most %d)", camera,
+                        key, len(payload), MAX_COMMAND)
             return
         try:
             value = control_value(key, payload)
@@ -229,9 +242,9 @@ class MqttPublisher:
         try:
             await self.set_controls(camera, {key: value})
         except controls.ControlError as err:
-            log.warning("mqtt: %s: %s/set %r refused (%s)", camera, key, value, err)
+            log.warning("mqtt: %s: %s/set %s refused (%s)", camera, key, shown(value), shown(err, 200))
         except Exception as err:  # the command must never take the publisher down
-            log.error("mqtt: %s: %s/set %r failed (%s)", camera, key, value, err)
+            log.error("mqtt: %s: %s/set %s failed (%s)", camera, key, shown(value), shown(err, 200))
         self._published[camera].controls = None  # publish every control's state again
         feed = next(f for f in self.feeds if f.name == camera)
         self._publish_camera(feed, feed.seq)

@@ -13,7 +13,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from faceanon.publish import json_error
+from faceanon.publish import json_error, read_json
 from faceanon.publish.sessions import COOKIE, FAILED_LOGIN_DELAY_S, Sessions
 
 log = logging.getLogger("faceanon.publish.http")
@@ -26,6 +26,7 @@ class WebPage:
     def __init__(self, token: bytes | None) -> None:
         self._token = token
         self.sessions = Sessions()
+        self._turn = asyncio.Lock()  # logins are judged one at a time (_login)
         files = resources.files("faceanon").joinpath("web")
         self._page = files.joinpath("index.html").read_text("utf-8")
         self._icon = files.joinpath("favicon.svg").read_bytes()
@@ -49,14 +50,17 @@ class WebPage:
         if self._token is None:
             return json_error(400, "this service has no token: nothing to log in to")
         try:
-            body = await request.json()
+            body = await read_json(request)
         except ValueError:
             body = None
         sent = body.get("token") if isinstance(body, dict) else None
-        if not isinstance(sent, str) or not hmac.compare_digest(sent.encode("utf-8", "replace"), self._token):
-            log.warning("http: a wrong token was sent to the login from %s", request.remote)
-            await asyncio.sleep(FAILED_LOGIN_DELAY_S)
-            return json_error(401, "wrong token")
+        # One login is judged at a time, and a wrong one holds the turn for FAILED_LOGIN_DELAY_S: guesses sent in
+        # parallel wait in line, so a guesser gets one a second in all, not one a second per connection.
+        async with self._turn:
+            if not isinstance(sent, str) or not hmac.compare_digest(sent.encode("utf-8", "replace"), self._token):
+                log.warning("http: a wrong token was sent to the login from %s", request.remote)
+                await asyncio.sleep(FAILED_LOGIN_DELAY_S)
+                return json_error(401, "wrong token")
         response = web.json_response({"ok": True})
         response.headers["Set-Cookie"] = self.sessions.cookie_header(self.sessions.new())
         return response

@@ -185,10 +185,10 @@ def one_line(err: BaseException) -> str:
     return scrub(text[0][:300]) if text else type(err).__name__
 
 
-# Query parameters whose values are credentials (cameras put them there: snap.jpg?usr=admin&pwd=...), in a URL or
-# in a bare request target (`GET /x?token=...`, as aiohttp logs it).
-SECRET_QUERY = re.compile(r"([?&](?:pass(?:word|wd)?|pwd|token|access_token|auth|key|api_?key|secret|sig(?:nature)?)=)"
-                          r"[^&\s]*", re.I)
+# Query parameters whose values are credentials (cameras put them there: snap.jpg?usr=admin&pwd=..., Foscam's
+# loginuse=admin&loginpas=..., pw=, psw=), in a URL or in a bare request target (`GET /x?token=...`, as aiohttp logs
+# it): any key holding one of these words. Over-redacting a harmless key (keyframe=) is the safe error.
+SECRET_QUERY = re.compile(r"([?&][\w.-]*?(?:pas|pw|psw|token|auth|key|secret|sig|cred)[\w.-]*=)[^&\s]*", re.I)
 BEARER = re.compile(r"(Bearer\s+)\S+", re.I)
 URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
