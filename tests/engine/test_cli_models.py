@@ -4,6 +4,7 @@ and no output written."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,22 @@ def test_bad_model_is_one_clear_line(tmp_path: Path, capsys, case: str, command:
 def test_bad_option_values(tmp_path: Path, capsys, option: list[str]):
     code, _, err = run(capsys, "image", FIXTURES / "astronaut.jpg", "-o", tmp_path / "out", *option)
     assert code == 2 and err.count("\n") == 1 and option[0] in err
+
+
+def test_running_a_model_writes_no_telemetry_files(tmp_path: Path) -> None:
+    """onnxruntime 1.32 writes a device id under ~/.cache/Microsoft and a session file in $TMPDIR unless told not to
+    before it is imported; faceanon tells it. A real detection in a fresh home and temp folder leaves both empty."""
+    import subprocess
+    import sys
+
+    home, temp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    temp.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORT_") and k not in ("CI", "XDG_CACHE_HOME")}
+    env.update(HOME=str(home), TMPDIR=str(temp))
+    done = subprocess.run([sys.executable, "-m", "faceanon", "detect", str(FIXTURES / "astronaut.jpg"), "--json", "-"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert '"faces"' in done.stdout
+    left = [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()]
+    assert left == [], left
