@@ -161,3 +161,21 @@ async def test_push_reaches_a_real_rtsp_server_and_reconnects_after_it_restarts(
         decoded = frames_in(tmp_path / name)
         assert len(decoded) == 10 and decoded[0].shape == (270, 480, 3)
         assert sum(faces_seen(judge, frame) for frame in decoded) == 0
+
+
+def test_a_camera_bigger_than_4k_is_streamed_at_4k() -> None:
+    """H.264 levels stop near 8.9 MP a picture: a bigger camera's stream would play nowhere and libx264 would hold
+    several of its frames. It is scaled down to 4K's pixels, aspect kept; smaller cameras stream as they are."""
+    import av
+    from faceanon.publish.h264 import MAX_STREAM_PIXELS, H264Encoder, stream_size
+
+    assert stream_size(1280, 720) == (1280, 720) and stream_size(1281, 721) == (1280, 720)
+    assert stream_size(3840, 2160) == (3840, 2160)
+    w, h = stream_size(7600, 5066)
+    assert w * h <= MAX_STREAM_PIXELS and w % 2 == h % 2 == 0 and abs(w / h - 7600 / 5066) < 0.01
+    encoder = H264Encoder(7600, 5066, fps=5)
+    big = cv2.resize(clip_frames()[0], (7600, 5066))
+    units = encoder.encode(big) + encoder.encode(big)
+    codec = av.CodecContext.create("h264", "r")
+    pictures = [f for unit in units for packet in codec.parse(unit) for f in codec.decode(packet)]
+    assert pictures and (pictures[0].width, pictures[0].height) == (w, h)

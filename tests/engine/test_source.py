@@ -369,3 +369,35 @@ async def test_a_hostile_frigate_payload_does_not_end_the_subscription(mosquitto
         pub.loop_stop()
         pub.disconnect()
         await asyncio.to_thread(source.stop)
+
+
+def test_a_legal_but_huge_frame_is_read_at_a_working_size() -> None:
+    """A 38.5 MP camera JPEG (under the 40 MP bomb limit) is decoded at half its sides (9.6 MP) directly, and any
+    frame a source hands over beyond WORK_PIXELS (an RTSP or file camera's) is scaled down to fit, said once."""
+    import logging
+
+    from faceanon.source.base import WORK_PIXELS
+    from faceanon.source.http import decode_jpeg
+
+    big = cv2.resize(read_frames(SAMPLE_CLIP, 1)[0], (7600, 5066))
+    jpeg = cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 70])[1].tobytes()
+    assert decode_jpeg(jpeg).shape == (2533, 3800, 3)
+    assert decode_jpeg(jpeg, work_pixels=100_000_000).shape == (5066, 7600, 3)
+    small = cv2.imencode(".jpg", big[:720, :1280])[1].tobytes()
+    assert decode_jpeg(small).shape == (720, 1280, 3)  # at or under the working size: untouched
+    source = FileSource("yard", str(SAMPLE_CLIP), fps=100)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("faceanon.source").addHandler(handler)
+    try:
+        for _ in range(2):
+            assert source._offer(big)
+            frame = source.mailbox.take()
+            assert frame is not None and frame.image.shape[0] * frame.image.shape[1] <= WORK_PIXELS
+            assert abs(frame.image.shape[1] / frame.image.shape[0] - 7600 / 5066) < 0.01
+            source.cadence.next_take = 0.0
+    finally:
+        logging.getLogger("faceanon.source").removeHandler(handler)
+    said = [r.getMessage() for r in records if "published at" in r.getMessage()]
+    assert len(said) == 1 and "7600x5066 (38.5 MP)" in said[0]

@@ -30,10 +30,27 @@ def live_x264(fps: float, keyframe_seconds: float) -> tuple[Fraction, int, dict[
     return rate, gop, options
 
 
-def even(image: np.ndarray) -> np.ndarray:
-    """The frame cropped to even width and height (4:2:0 needs them), contiguous for PyAV."""
+# The largest picture a stream carries: 4K UHD. H.264 levels up to 5.2 allow about 8.9 MP, so a bigger camera's
+# stream would play nowhere, and libx264 holds several frames of it (a 38.5 MP camera took 1.2 GB more RAM with an
+# RTSP client; bigger frames are scaled down to fit, aspect kept).
+MAX_STREAM_PIXELS = 3840 * 2160
+
+
+def stream_size(width: int, height: int) -> tuple[int, int]:
+    """The even width and height a camera's frames are encoded at: their own, or scaled to MAX_STREAM_PIXELS."""
+    scale = min(1.0, (MAX_STREAM_PIXELS / max(width * height, 1)) ** 0.5)
+    w, h = max(2, int(width * scale)), max(2, int(height * scale))
+    return w - w % 2, h - h % 2
+
+
+def picture_of(image: np.ndarray, size: tuple[int, int]) -> av.VideoFrame:
+    """A BGR frame as the encoder's yuv420p picture of `size` (cropped to even sides, or scaled down to it)."""
     h, w = image.shape[:2]
-    return np.ascontiguousarray(image[:h - h % 2, :w - w % 2])
+    if (w - w % 2, h - h % 2) == size:
+        return av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:h - h % 2, :w - w % 2]),
+                                          format="bgr24").reformat(format="yuv420p")
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+    return frame.reformat(width=size[0], height=size[1], format="yuv420p", interpolation="AREA")
 
 
 class H264Encoder:
@@ -41,10 +58,11 @@ class H264Encoder:
     an IDR."""
 
     def __init__(self, width: int, height: int, fps: float, keyframe_seconds: float = 2.0) -> None:
-        self.width, self.height = width, height
+        self.width, self.height = width, height  # of the frames that come in
+        self.size = stream_size(width, height)  # of the pictures that go out
         rate, gop, options = live_x264(fps, keyframe_seconds)
         ctx = av.CodecContext.create("libx264", "w")
-        ctx.width, ctx.height = width - width % 2, height - height % 2
+        ctx.width, ctx.height = self.size
         ctx.pix_fmt = "yuv420p"
         ctx.time_base = 1 / rate
         ctx.framerate = rate
@@ -61,7 +79,7 @@ class H264Encoder:
 
     def encode(self, image: np.ndarray) -> list[bytes]:
         start = time.perf_counter()
-        picture = av.VideoFrame.from_ndarray(even(image), format="bgr24").reformat(format="yuv420p")
+        picture = picture_of(image, self.size)
         picture.pts = self.frames
         if self._keyframe_next:
             picture.pict_type = av.video.frame.PictureType.I

@@ -19,7 +19,7 @@ import av
 import numpy as np
 
 from faceanon.publish import CameraFeed
-from faceanon.publish.h264 import H264Encoder, even, live_x264
+from faceanon.publish.h264 import H264Encoder, live_x264, picture_of, stream_size
 from faceanon.source.base import one_line, redact
 
 log = logging.getLogger("faceanon.rtsp")
@@ -33,6 +33,7 @@ class RtspPush:
         self.camera, self.url, self.fps, self.keyframe_seconds = camera, url, fps, keyframe_seconds
         self.out: Any = None
         self.stream: Any = None
+        self.size = (0, 0)  # the pictures' (publish/h264.stream_size), set when the stream opens
         self.frames = 0
         self.connected = False
         self.retry_at = 0.0
@@ -45,7 +46,8 @@ class RtspPush:
         try:
             rate, _gop, options = live_x264(self.fps, self.keyframe_seconds)
             stream = out.add_stream("libx264", rate=rate)
-            stream.width, stream.height = width - width % 2, height - height % 2
+            self.size = stream_size(width, height)
+            stream.width, stream.height = self.size
             stream.pix_fmt = "yuv420p"
             stream.options = options
         except Exception:
@@ -66,7 +68,7 @@ class RtspPush:
                 return
         try:
             start = time.perf_counter()
-            picture = av.VideoFrame.from_ndarray(even(image), format="bgr24")
+            picture = picture_of(image, self.size)
             picture.pts = self.frames
             self.frames += 1
             for packet in self.stream.encode(picture):

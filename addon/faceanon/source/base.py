@@ -16,14 +16,20 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 log = logging.getLogger("faceanon.source")
 
 
-# Largest image a source may hand over (declared size, checked before decoding): 8K is 33 MP; decoding 40 MP
-# takes 120 MB, so a hostile JPEG cannot exhaust a 4 GB box. A camera's `max_image_pixels` changes it.
+# Largest image a source may take (declared size, checked before decoding): 8K is 33 MP; a JPEG declaring more is a
+# corrupt frame, so a hostile one cannot exhaust the box. A camera's `max_image_pixels` changes it.
 MAX_IMAGE_PIXELS = 40_000_000
+# Largest frame a camera is anonymized and published at: 4K is 8.3 MP. A bigger frame is scaled down to fit as it is
+# read (a JPEG is decoded at 1/2, 1/4 or 1/8 of its size directly): the pipeline keeps several frames alive (the
+# mailbox, the one masked, the last published, the stream encoder's), and one legal 38.5 MP camera took the service
+# from 715 MB to 2.3 GB of RAM. The outputs then come at that size.
+WORK_PIXELS = 16_000_000
 
 
 class SourceError(RuntimeError):
@@ -103,6 +109,8 @@ class Source(ABC):
         self._taken = 0
         self.cadence = Cadence(fps)
         self.max_pixels = MAX_IMAGE_PIXELS  # JPEGs declaring more are refused before decoding
+        self.work_pixels = WORK_PIXELS  # bigger frames are scaled down to fit as they are read
+        self._scaled_logged = False
         self._backoff = self.backoff_start
         self._thread: threading.Thread | None = None
 
@@ -139,10 +147,24 @@ class Source(ABC):
         now = time.monotonic()
         if not self.cadence.take(now):
             return False
+        image = self._fitted(image)
         self._taken += 1
         self._healthy()
         self.mailbox.put(Frame(image, now, self._taken))
         return True
+
+    def _fitted(self, image: np.ndarray) -> np.ndarray:
+        """The frame scaled down (by area) to at most `work_pixels`, said once per camera."""
+        h, w = image.shape[:2]
+        if h * w <= self.work_pixels:
+            return image
+        scale = (self.work_pixels / (h * w)) ** 0.5
+        size = (max(1, int(w * scale)), max(1, int(h * scale)))
+        if not self._scaled_logged:
+            self._scaled_logged = True
+            log.warning("%s: frames of %dx%d (%.1f MP) are anonymized and published at %dx%d: at most %.0f MP a "
+                        "frame are kept (memory)", self.name, w, h, w * h / 1e6, *size, self.work_pixels / 1e6)
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
     def _corrupt(self) -> None:
         self.corrupt_frames += 1

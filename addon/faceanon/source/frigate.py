@@ -46,7 +46,7 @@ class FrigateSource(Source):
 
         def on_message(_c: mqtt.Client, _userdata, msg: mqtt.MQTTMessage) -> None:
             if self._due():
-                self._offer(decode_jpeg(msg.payload, self.max_pixels))
+                self._offer(decode_jpeg(msg.payload, self.max_pixels, self.work_pixels))
 
         client.on_connect = on_connect
         client.on_message = on_message

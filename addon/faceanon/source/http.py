@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import cv2
 import numpy as np
 
-from faceanon.source.base import MAX_IMAGE_PIXELS, Source, SourceError, redact
+from faceanon.source.base import MAX_IMAGE_PIXELS, WORK_PIXELS, Source, SourceError, redact
 from faceanon.source.mjpeg import MAX_PART, boundary_of, mjpeg_parts
 
 TIMEOUT_S = 10.0
@@ -41,16 +41,24 @@ def declared_pixels(data: bytes) -> int | None:
     return None
 
 
-def decode_jpeg(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray | None:
+REDUCED = ((1, cv2.IMREAD_COLOR), (2, cv2.IMREAD_REDUCED_COLOR_2), (4, cv2.IMREAD_REDUCED_COLOR_4),
+           (8, cv2.IMREAD_REDUCED_COLOR_8))
+
+
+def decode_jpeg(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS, work_pixels: int = WORK_PIXELS
+                ) -> np.ndarray | None:
     """A camera's JPEG as BGR pixels; None (a corrupt frame) for anything undecodable, oversized or declaring
-    more than `max_pixels`: an 83 KB JPEG declaring 20000x20000 would otherwise take 2.4 GB to decode."""
+    more than `max_pixels`: an 83 KB JPEG declaring 20000x20000 would otherwise take 2.4 GB to decode. One declaring
+    more than `work_pixels` is decoded at 1/2, 1/4 or 1/8 of its size, whichever first fits (the decoder does that
+    at a fraction of the memory and time)."""
     if not data or len(data) > MAX_PART:
         return None
     pixels = declared_pixels(data)
     if pixels is None or pixels == 0 or pixels > max_pixels:
         return None
+    flag = next((f for k, f in REDUCED if pixels / (k * k) <= work_pixels), REDUCED[-1][1])
     try:
-        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        return cv2.imdecode(np.frombuffer(data, np.uint8), flag)
     except cv2.error:
         return None
 
@@ -87,13 +95,13 @@ class HttpSource(Source):
                     if self.stopping.is_set():
                         return
                     if self._due():  # decode only the frames we take
-                        self._offer(decode_jpeg(part, self.max_pixels))
+                        self._offer(decode_jpeg(part, self.max_pixels, self.work_pixels))
                 raise SourceError(f"{redact(self.url)} closed the MJPEG stream")
             if not ctype.lower().startswith("image/"):
                 raise SourceError(f"{redact(self.url)} answered {ctype or 'no Content-Type'}, "
                                   "expected an MJPEG stream or a JPEG snapshot")
             self.kind = "snapshot"
-            self._offer(decode_jpeg(resp.read(MAX_PART), self.max_pixels))
+            self._offer(decode_jpeg(resp.read(MAX_PART), self.max_pixels, self.work_pixels))
         self._poll()
 
     def _poll(self) -> None:
@@ -103,5 +111,5 @@ class HttpSource(Source):
         while not self.stopping.wait(max(0.0, due - time.monotonic())):
             due += period
             with self._open() as resp:
-                self._offer(decode_jpeg(resp.read(MAX_PART), self.max_pixels))
+                self._offer(decode_jpeg(resp.read(MAX_PART), self.max_pixels, self.work_pixels))
             due = max(due, time.monotonic())  # a slow camera sets the pace; no burst to catch up
