@@ -253,3 +253,45 @@ def test_a_worker_whose_detector_fails_publishes_nothing(tmp_path: Path, snapsho
         worker.terminate()
         worker.wait(30)
         broker.stop()
+
+
+def test_sigterm_with_jobs_queued_stops_in_seconds_and_a_peer_does_the_rest(tmp_path: Path, snapshots: list[bytes]):
+    """A stop with a backlog finishes the job in hand, leaves the rest in its session for the pool and exits in
+    seconds (a container gets 10 s between SIGTERM and SIGKILL; it took 10-14 s). A peer started later does every
+    job left: nothing is lost."""
+    broker = Mosquitto(tmp_path)
+    first = start_worker(tmp_path, broker, "first", plan="max")  # the slow still plan: a real backlog
+    results = Results(broker.port, "faceanon/anonymized/+")
+    second = None
+    try:
+        wait_online(broker, ["first"])
+        publisher = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="jobs", protocol=paho.MQTTv5)
+        publisher.connect("127.0.0.1", broker.port, 30)
+        publisher.loop_start()
+        for i, jpeg in enumerate(snapshots[:30]):
+            publisher.publish(f"faceanon/jobs/j{i}", jpeg, qos=1).wait_for_publish(5)
+        deadline = time.monotonic() + 60
+        while results.count() < 1:
+            assert time.monotonic() < deadline, "no job was done"
+            time.sleep(0.05)
+        started = time.monotonic()
+        first.send_signal(signal.SIGTERM)
+        first.wait(30)
+        took = time.monotonic() - started
+        assert first.returncode == 0 and took < 6.0, took
+        done_first = results.count()
+        assert done_first < 30, "the backlog was finished before the stop: the test proved nothing"
+        second = start_worker(tmp_path, broker, "second", plan="fast")
+        deadline = time.monotonic() + 120
+        while len({n for n, _, _ in results.got}) < 30:
+            assert time.monotonic() < deadline, f"{len({n for n, _, _ in results.got})} of 30 jobs came out"
+            time.sleep(0.1)
+        publisher.loop_stop()
+        publisher.disconnect()
+    finally:
+        results.close()
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(20)
+        broker.stop()
