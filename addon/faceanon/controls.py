@@ -37,7 +37,7 @@ class ControlError(ValueError):
 
 def options(plan: str | None = None) -> dict[str, Any]:
     """What each control takes: the selects' options and the numbers' ranges. A camera's plan that is a spec of
-    its own (`1+2x<=2048`, the live preset's `1<=640`) is among the plan options too."""
+    its own (`1+2x<=2048`, the live preset's `0.75x<=1920>=640`) is among the plan options too."""
     plans = list(PLANS)
     if plan and plan not in plans:
         plans.append(plan)

@@ -54,7 +54,7 @@ class FaceanonSelect(FaceanonControlEntity, SelectEntity):
         offered = self.coordinator.data.control_options.get(self.entity_description.key)
         options = [str(option) for option in offered] if isinstance(offered, list) else []
         current = self.current_option
-        if current and current not in options:  # a plan of the camera's own (`1<=640`) is an option too
+        if current and current not in options:  # a plan of the camera's own (`0.75x<=1920>=640`) is an option too
             options.append(current)
         return options
 

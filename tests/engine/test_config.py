@@ -21,7 +21,8 @@ def error_of(data) -> str:
 def test_defaults_are_the_documented_ones() -> None:
     cfg = validate({"cameras": [cam()]})
     assert "mqtt" not in cfg  # absent: the service runs its embedded broker
-    assert cfg["http"] == {"host": "127.0.0.1", "port": 8099, "token": None, "ingress_only": False}
+    assert cfg["http"] == {"host": "127.0.0.1", "port": 8099, "token": None, "ingress_only": False,
+                           "allowed_hosts": []}
     assert cfg["detector"] == {"model": "centerface-int8", "family": None, "provider": "cpu", "threads": None,
                                "threshold": None}
     assert cfg["log_level"] == "info"

@@ -26,7 +26,7 @@ from .test_entities import poll
 
 CONTROLS = {"enabled": "switch", "style": "select", "target": "select", "plan": "select", "threshold": "number",
             "hold_seconds": "number"}
-DEFAULTS = {"enabled": True, "style": "fill", "target": "face", "plan": "1<=640", "threshold": 0.2,
+DEFAULTS = {"enabled": True, "style": "fill", "target": "face", "plan": "0.75x<=1920>=640", "threshold": 0.2,
             "hold_seconds": 1.0}
 
 
@@ -74,7 +74,7 @@ async def test_control_entities_change_the_service(
     assert hass.states.get(ids["style"]).state == "fill"
     assert hass.states.get(ids["style"]).attributes["options"] == ["blur", "pixelate", "fill"]
     assert hass.states.get(ids["target"]).attributes["options"] == ["face", "head", "person"]
-    assert "1<=640" in hass.states.get(ids["plan"]).attributes["options"]  # the live preset's own plan
+    assert "0.75x<=1920>=640" in hass.states.get(ids["plan"]).attributes["options"]  # the live preset's own plan
     assert float(hass.states.get(ids["threshold"]).state) == pytest.approx(0.2)  # CenterFace's own
     camera = er.async_get(hass).async_get_entity_id("camera", DOMAIN, f"{entry.unique_id}_walk_camera")
     assert camera is not None

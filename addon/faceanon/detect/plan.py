@@ -45,7 +45,8 @@ class Pass:
         long_side = max(width, height)
         target = long_side * self.scale
         if self.min_side:
-            target = max(target, self.min_side)
+            # A shrinking pass with a floor (`0.67x>=640`) never enlarges: a frame under its floor is seen as it is.
+            target = max(target, min(self.min_side, long_side) if self.scale < 1 else self.min_side)
         if self.max_side:
             target = min(target, self.max_side)
         return target / long_side

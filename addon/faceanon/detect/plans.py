@@ -77,9 +77,11 @@ def resolve_plan(spec: str | DetectPlan, model: str | None = None, merge: str | 
 
 def sized(plan: DetectPlan, max_side: int) -> DetectPlan:
     """The plan with every pass's long-side cap set to `max_side` px (0: no cap, the native size): a camera's
-    `detect_size`, which may raise the preset's cap as well as lower it."""
-    passes = tuple(Pass(p.scale, max_side, min(p.min_side, max_side) if max_side else p.min_side, p.model, p.flip,
-                        p.tile, p.threshold) for p in plan.passes)
+    `detect_size`, which may raise the preset's cap as well as lower it. A shrinking pass with a floor (the live
+    preset's `0.75x<=1920>=640`) becomes a native one, so the look is `max_side` px (or native) as asked."""
+    passes = tuple(Pass(1.0 if p.scale < 1 and p.min_side else p.scale, max_side,
+                        min(p.min_side, max_side) if max_side else p.min_side, p.model, p.flip, p.tile, p.threshold)
+                   for p in plan.passes)
     return DetectPlan(passes, plan.model, plan.name, plan.tile_overlap, plan.tiles_per_call)
 
 
