@@ -42,7 +42,7 @@ def test_options_become_a_valid_service_config(tmp_path: Path) -> None:
     assert door["target"] == "head"
     assert door["enabled"] is False and door["style"] == "pixelate"
     assert (door["shape"], door["margin"], door["hold_seconds"]) == ("box", 0.4, 2.0)
-    assert cfg["http"] == {"host": "0.0.0.0", "port": 8099, "token": "tok", "ingress_only": True}
+    assert cfg["http"] == {"host": "0.0.0.0", "port": 8099, "token": "tok", "ingress_only": True, "allowed_hosts": []}
     assert cfg["rtsp"] == {"enabled": True, "host": "0.0.0.0", "port": 8554, "keyframe_seconds": 2.0}
     assert door["restream"] == "rtsp://ccab4aaf-frigate:8554/front_door_anonymized" and demo["restream"] is None
     assert cfg["mqtt"]["host"] == "core-mosquitto" and cfg["mqtt"]["username"] == "addons"

@@ -98,9 +98,11 @@ def run_preset(name: str, clip: Path, out: Path, args: argparse.Namespace) -> Ti
     preset = defaults.PRESETS[name]
     stream = preset.stream(plan=args.plan, full_every=args.detect_every)
     detectors = load_models(models_for(stream, args.target), None, "cpu", args.threads)
-    anonymizer = StreamAnonymizer(detectors, stream, preset.hold(), None, people_look(detectors, args.target))
+    anonymizer = StreamAnonymizer(detectors, stream, preset.hold(args.hold), args.threshold,
+                                  people_look(detectors, args.target))
     fps = args.fps if name == "live" else preset.fps
-    style = MaskStyle(args.style, margin=preset.margin, fill_color=parse_color(args.fill_color), target=args.target)
+    margin = preset.margin if args.margin is None else args.margin
+    style = MaskStyle(args.style, margin=margin, fill_color=parse_color(args.fill_color), target=args.target)
     cpu = time.process_time()
     result = anonymize_video(clip, out, anonymizer, style, fps, fail_closed=fps is not None)
     return Timed(result.seconds, result.frames, time.process_time() - cpu, set(result.taken_at))
@@ -252,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, default=defaults.PRESETS["live"].fps, help="the live preset's camera fps")
     parser.add_argument("--plan", help="replace the presets' whole-frame plan")
     parser.add_argument("--detect-every", type=int, help="replace the presets' whole-frame cadence")
+    parser.add_argument("--threshold", type=float, help="the whole-frame model's threshold (default: its own)")
+    parser.add_argument("--hold", type=float, help="replace the presets' hold time (s)")
+    parser.add_argument("--margin", type=float, help="replace the presets' mask margin")
     parser.add_argument("--style", default="fill", choices=("fill", "blur", "pixelate"))
     parser.add_argument("--target", default="face", choices=TARGETS,
                         help="what the presets mask (head and person run the person detector too)")
