@@ -103,6 +103,14 @@ def colour(value: Any) -> str:
     return value
 
 
+def unsafe_sentence(value: Any) -> str:
+    from faceanon.floors import OVERRIDE
+
+    if value != OVERRIDE:
+        raise vol.Invalid(f"to run below the protection floor, write exactly {OVERRIDE!r} (or remove the key)")
+    return value
+
+
 def zero_or(low: int, high: int):
     """0 (off) or an int in [low, high]."""
     def check(value: Any) -> int:
@@ -136,6 +144,9 @@ MQTT_FIELDS = vol.Schema({
     vol.Optional("tls_insecure", default=False): bool,
     vol.Optional("topic_prefix", default="faceanon"): vol.All(str, vol.Match(r"^[^#+\s]+$",
                                                                               msg="no spaces, # or + in a topic")),
+    # `<camera>/<control>/set` commands: off unless the owner opts in, since any client of the broker could send
+    # them (a home broker has many); when on, they stay within the protection floor like every control.
+    vol.Optional("commands", default=False): bool,
     vol.Optional("discovery_prefix", default="homeassistant"): vol.All(str, vol.Match(r"^[^#+\s]+$",
                                                                                        msg="no spaces, # or + in a "
                                                                                            "topic")),
@@ -233,6 +244,8 @@ CAMERA = vol.Schema({
     vol.Optional("model", default=None): nullable(vol.All(str, vol.Length(min=1))),
     vol.Optional("restream", default=None): nullable(vol.All(str, vol.Match(r"^rtsps?://\S+$",
                                                                              msg="expected rtsp://host:port/path"))),
+    # The owner's say-so to run this camera below the protection floor (faceanon.floors): only this exact sentence.
+    vol.Optional("unsafe_settings", default=None): nullable(unsafe_sentence),
 })
 
 
@@ -259,6 +272,7 @@ JOBS = vol.Schema({
     vol.Optional("style", default=defaults.DEFAULT_STYLE): vol.In(STYLES),
     vol.Optional("shape", default=defaults.DEFAULT_SHAPE): vol.In(SHAPES),
     vol.Optional("margin", default=defaults.IMAGE_MARGIN): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=2.0)),
+    vol.Optional("unsafe_settings", default=None): nullable(unsafe_sentence),  # faceanon.floors
 })
 
 SCHEMA = vol.Schema({
@@ -309,7 +323,33 @@ def validate(data: Any) -> dict:
         cfg.pop("mqtt", None)  # absent or empty: the service runs its embedded broker
     if cfg["rtsp"]["host"] is None:
         cfg["rtsp"]["host"] = cfg["http"]["host"]
+    check_floors(cfg)
     return cfg
+
+
+def acting(cam: dict, detector: dict) -> dict:
+    """The camera config with the detector section's model and threshold where the camera sets none."""
+    return {**cam, "model": cam.get("model") or detector.get("model"),
+            "threshold": cam["threshold"] if cam.get("threshold") is not None else detector.get("threshold")}
+
+
+def check_floors(cfg: dict) -> None:
+    """ConfigError for the first camera (or the snapshot jobs) set below the protection floor without the owner's
+    sentence (faceanon.floors)."""
+    from faceanon import floors
+
+    for i, cam in enumerate(cfg["cameras"]):
+        weak = floors.below(acting(cam, cfg["detector"]))
+        if weak and not floors.allowed(cam):
+            key, why = next(iter(weak.items()))
+            raise ConfigError(f"cameras[{i}].{key}: {why}; to run this camera so anyway, set cameras[{i}]."
+                              f"unsafe_settings to {floors.OVERRIDE!r} (it then reports privacy degraded)")
+    jobs = cfg["jobs"]
+    weak = floors.below({"style": jobs["style"], "margin": jobs["margin"]}, ("style", "margin"))
+    if jobs["enabled"] and weak and not floors.allowed(jobs):
+        key, why = next(iter(weak.items()))
+        raise ConfigError(f"jobs.{key}: {why}; to run the jobs so anyway, set jobs.unsafe_settings to "
+                          f"{floors.OVERRIDE!r}")
 
 
 def default_config() -> dict:

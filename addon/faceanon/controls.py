@@ -4,7 +4,8 @@ threshold and hold time (HTTP `PUT /api/<camera>/controls`, MQTT `<prefix>/<came
 A change is validated by the config's own camera schema (the same messages as a bad config file), then kept in the
 state folder, so it survives restarts; at start the kept values are laid over the config file's. When the config
 file itself has changed a value since a control set it, the file wins (someone edited it on purpose), with a log
-line. No control turns anonymization off: a camera that is off reads nothing and publishes nothing.
+line. No control turns anonymization off (a camera that is off reads nothing and publishes nothing), and none goes
+below the protection floor (faceanon.floors).
 """
 
 from __future__ import annotations
@@ -17,18 +18,20 @@ from typing import Any
 
 import voluptuous as vol
 
+from faceanon import floors
 from faceanon.config import CAMERA, key_path, reason
 from faceanon.detect.plans import PLANS
-from faceanon.mask import STYLES, TARGETS
+from faceanon.mask import TARGETS
 from faceanon.media import MediaError, write_atomic
 
 log = logging.getLogger("faceanon.service")
 
 CONTROLS_FILE = "controls.json"
 CONTROL_KEYS = ("enabled", "style", "target", "plan", "threshold", "hold_seconds")
-# The numbers' ranges: the camera schema's (config.CAMERA), with the step a slider moves by.
-NUMBERS = {"threshold": {"min": 0.05, "max": 0.95, "step": 0.05},
-           "hold_seconds": {"min": 0.0, "max": 30.0, "step": 0.5}}
+# The numbers' ranges: the camera schema's (config.CAMERA) within the protection floor (faceanon.floors), with the
+# step a slider moves by.
+NUMBERS = {"threshold": {"min": 0.05, "max": floors.MAX_THRESHOLD, "step": 0.05},
+           "hold_seconds": {"min": floors.MIN_HOLD_S, "max": 30.0, "step": 0.5}}
 
 
 class ControlError(ValueError):
@@ -36,12 +39,13 @@ class ControlError(ValueError):
 
 
 def options(plan: str | None = None) -> dict[str, Any]:
-    """What each control takes: the selects' options and the numbers' ranges. A camera's plan that is a spec of
-    its own (`1+2x<=2048`, the live preset's `0.75x<=1920>=640`) is among the plan options too."""
-    plans = list(PLANS)
+    """What each control takes: the selects' options and the numbers' ranges, all within the protection floor. A
+    camera's plan that is a spec of its own (`1+2x<=2048`, the live preset's `0.75x<=1920>=640`) is among the plan
+    options too."""
+    plans = [name for name in PLANS if floors.plan_below({"plan": name}) is None]
     if plan and plan not in plans:
         plans.append(plan)
-    return {"style": list(STYLES), "target": list(TARGETS), "plan": plans, **NUMBERS}
+    return {"style": [floors.STYLE], "target": list(TARGETS), "plan": plans, **NUMBERS}
 
 
 def values(cam: dict, default_plan: str, default_threshold: float | None) -> dict[str, Any]:
@@ -60,9 +64,15 @@ def changed(cam: dict, changes: Any) -> dict:
     if unknown:
         raise ControlError(f"{unknown[0]}: unknown control (controls: {', '.join(CONTROL_KEYS)})")
     try:
-        return CAMERA({**cam, **changes})
+        new = CAMERA({**cam, **changes})
     except vol.MultipleInvalid as errs:
         raise ControlError("; ".join(sorted({f"{key_path(e.path)}: {reason(e)}" for e in errs.errors}))) from None
+    # No control goes below the protection floor, whatever the config file allows (faceanon.floors): the owner's
+    # override is the file's alone.
+    weak = floors.below(new, tuple(key for key, value in changes.items() if cam.get(key) != value))
+    if weak:
+        raise ControlError("; ".join(f"{key}: {why}" for key, why in weak.items()))
+    return new
 
 
 class ControlStore:

@@ -116,6 +116,9 @@ class CameraFeed:
         self.masks_held = 0
         self.privacy_degraded = False
         self.degraded_reason: str | None = None  # why, in words, while privacy_degraded
+        # Why the camera runs below the protection floor (the owner's override in the config file, or settings that
+        # find no face in the canary image): its privacy reads as degraded for as long as that holds.
+        self.weakened: str | None = None
         self.started_at = time.monotonic()  # a camera with no frame yet is "starting" for START_GRACE_S, then offline
         self.fail_closed_frames = 0
         self.dropped_base = 0  # frames dropped by the pipeline itself (e.g. before the detector was ready)
@@ -219,6 +222,8 @@ class CameraFeed:
             return "off", "turned off: it reads and publishes nothing", None
         if self.privacy_degraded:
             return "degraded", self.degraded_reason, None
+        if self.weakened:
+            return "degraded", self.weakened, None
         if self.last_frame_at is not None and now - self.last_frame_at < self.online_after_s:
             if self._latest is None:  # frames arrive, nothing is published yet
                 return "starting", "loading the detector", None
@@ -247,7 +252,7 @@ class CameraFeed:
             "reason": reason,
             "retry_in_s": None if retry is None else round(retry, 1),
             "online": self.enabled and age is not None and age < self.online_after_s,
-            "privacy_degraded": self.privacy_degraded,
+            "privacy_degraded": self.privacy_degraded or self.weakened is not None,
             "faces": self.faces,
             "people": self.people,
             "fps": self.fps(),

@@ -17,7 +17,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
-from faceanon import controls, defaults
+from faceanon import controls, defaults, floors
 from faceanon.anonymizer import Masks, StreamAnonymizer, models_for, people_look
 from faceanon.detect.manifest import ModelError, resolve
 from faceanon.detect.people import PeopleLook
@@ -174,6 +174,7 @@ class CameraPipeline:
             if self._load_error:
                 log.info("%s: detector %s loaded, privacy hold lifted", self.name, self.feed.model)
             self._load_error = None
+            await self._check_settings()
 
     # -- controls (faceanon.controls) --
     def control_values(self) -> dict:
@@ -203,6 +204,18 @@ class CameraPipeline:
                                               self._people(shared, target))
                 self.plan, self.threshold, self.target, self.anonymizer = plan, threshold, target, anonymizer
         self.feed.controls = self.control_values()
+        if self.anonymizer is not None:
+            await self._check_settings()
+
+    async def _check_settings(self) -> None:
+        """The camera reads as privacy degraded while the owner runs it below the protection floor, or while its
+        settings find no face in the canary image (faceanon.floors)."""
+        assert self.anonymizer is not None
+        reasons = [floors.override_reason(self.cam, self.detectors.cfg)]
+        if not await asyncio.to_thread(floors.finds_canary, self.anonymizer.scanner.whole):
+            log.error("%s: %s", self.name, floors.NO_FACE)
+            reasons.append(floors.NO_FACE)
+        self.feed.weakened = "; ".join(r for r in reasons if r) or None
 
     def _models(self, plan: StreamPlan, target: str) -> list[str]:
         return models_for(plan, target, self.person_model)

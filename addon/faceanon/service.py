@@ -15,7 +15,10 @@ import socket
 import sys
 import threading
 import time
+from collections import deque
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import cv2
 
@@ -26,7 +29,7 @@ from faceanon.detect.shared import Detectors
 from faceanon.feed import CameraFeed
 from faceanon.identity import service_id, state_dir
 from faceanon.pipeline import CameraPipeline, control_values
-from faceanon.source.base import one_line, redact
+from faceanon.source.base import one_line, redact, shown
 
 log = logging.getLogger("faceanon.service")
 EMBEDDED_BROKER = {"host": "127.0.0.1", "port": 1883}
@@ -87,6 +90,9 @@ def mqtt_defaults(host: str, port: int) -> dict:
     return MQTT({"host": host, "port": port})
 
 
+AUDIT_SIZE = 32  # control changes kept for /api/service and diagnostics
+
+
 def short_provider(provider: str) -> str:
     """CPUExecutionProvider -> CPU; a remote server's URL stays as it is."""
     return provider.removesuffix("ExecutionProvider").upper() if provider.endswith("ExecutionProvider") else provider
@@ -126,6 +132,9 @@ class Service:
         self._worker_task: asyncio.Task | None = None
         self.publishers: list = []
         self._control_locks: dict[str, asyncio.Lock] = {}
+        # Who changed which control, and what came of it: the newest AUDIT_SIZE, in /api/service and Home
+        # Assistant's diagnostics (every accepted change is a log line too).
+        self.audit: deque[dict[str, Any]] = deque(maxlen=AUDIT_SIZE)
 
     @property
     def feeds(self) -> list[CameraFeed]:
@@ -191,12 +200,29 @@ class Service:
         with contextlib.suppress(Exception):
             await pipeline.stop()
 
-    async def set_controls(self, name: str, changes: dict) -> dict:
-        """Change a camera's controls (faceanon.controls): validated, kept, applied now. Returns the camera's
-        controls as they act afterwards; ControlError (and nothing changed) when the schema refuses a value, or
-        when a new plan's model cannot load."""
+    async def set_controls(self, name: str, changes: dict, source: str = "unknown") -> dict:
+        """Change a camera's controls (faceanon.controls): validated, kept, applied now, and written to the audit
+        list with `source` (who sent it). Returns the camera's controls as they act afterwards; ControlError (and
+        nothing changed) when the schema or the protection floor refuses a value, or a new plan's model cannot
+        load."""
         if name not in self.cameras:
             raise KeyError(name)
+        try:
+            now = await self._set_controls(name, changes)
+        except ControlError as err:
+            self._audit(name, changes, source, f"refused: {err}")
+            log.warning("%s: controls %s from %s refused (%s)", name, shown(changes), source, shown(err, 300))
+            raise
+        self._audit(name, changes, source, "accepted")
+        log.info("%s: controls now %s, set by %s", name, {k: v for k, v in now.items() if k in changes}, source)
+        return now
+
+    def _audit(self, name: str, changes: Any, source: str, result: str) -> None:
+        self.audit.append({"at": datetime.now(UTC).isoformat(timespec="seconds"), "camera": name,
+                           "changes": changes if isinstance(changes, dict) else str(changes)[:200],
+                           "source": source, "result": result})
+
+    async def _set_controls(self, name: str, changes: dict) -> dict:
         async with self._control_locks.setdefault(name, asyncio.Lock()):
             old = self.cameras[name]
             new = changed(old, changes)
@@ -216,8 +242,6 @@ class Service:
                     log.info("%s: turned on", name)
             elif not new["enabled"]:
                 self._switched_off(new)
-            log.info("%s: controls now %s", name, {k: v for k, v in self.feed_of[name].controls.items()
-                                                     if k in changes})
             return dict(self.feed_of[name].controls)
 
     async def _guard(self, pipeline: CameraPipeline) -> None:
@@ -297,6 +321,7 @@ class Service:
         detectors = sorted({f"{feed.model} on {short_provider(feed.provider)}" for feed in self.feeds
                             if feed.model and feed.provider})
         return {"uptime_s": round(time.monotonic() - self.started_at, 1), "detectors": detectors,
+                "audit": list(self.audit),
                 "mqtt": None if mqtt is None else {"host": mqtt.host, "port": mqtt.port, "connected": mqtt.connected,
                                                    "embedded": self.broker is not None}}
 

@@ -58,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "hold_seconds": defaults.HOLD_SECONDS,
     "topic_prefix": "faceanon",
     "mqtt_discovery": True,
+    "mqtt_commands": False,
     "rtsp": True,
     "snapshot_jobs": False,
     "log_level": "info",
@@ -91,6 +92,7 @@ CAMERA_OPTIONS = vol.Schema({
     vol.Optional("tile"): _int(0, 2048),
     vol.Optional("snapshot_interval"): _int(1, 3600),
     vol.Optional("restream"): vol.All(str, vol.Match(r"^rtsps?://\S+$", msg="expected rtsp://host:port/path")),
+    vol.Optional("unsafe_settings"): str,  # the owner's sentence to run below the protection floor (faceanon.floors)
 })
 OPTIONS = vol.Schema({
     vol.Required("cameras"): vol.All([CAMERA_OPTIONS], vol.Length(min=1, msg="needs at least one camera")),
@@ -105,6 +107,7 @@ OPTIONS = vol.Schema({
     vol.Optional("hold_seconds", default=DEFAULTS["hold_seconds"]): _float(0, 10),
     vol.Optional("topic_prefix", default=DEFAULTS["topic_prefix"]): vol.Match(r"^[A-Za-z0-9_-]{1,64}$"),
     vol.Optional("mqtt_discovery", default=DEFAULTS["mqtt_discovery"]): bool,
+    vol.Optional("mqtt_commands", default=DEFAULTS["mqtt_commands"]): bool,
     vol.Optional("rtsp", default=DEFAULTS["rtsp"]): bool,
     vol.Optional("snapshot_jobs", default=DEFAULTS["snapshot_jobs"]): bool,
     vol.Optional("http_token"): str,
@@ -290,7 +293,7 @@ def build_config(options: dict[str, Any], service: dict[str, Any], token: str, h
             "margin": options["margin"],
             "hold_seconds": options["hold_seconds"],
         }
-        for key in ("target", "detect_size", "tile", "restream"):
+        for key in ("target", "detect_size", "tile", "restream", "unsafe_settings"):
             if key in cam:
                 entry[key] = cam[key]
         cameras.append(entry)
@@ -304,6 +307,7 @@ def build_config(options: dict[str, Any], service: dict[str, Any], token: str, h
             "topic_prefix": options["topic_prefix"],
             "discovery_prefix": "homeassistant",
             "discovery": options["mqtt_discovery"],
+            "commands": options["mqtt_commands"],
             "client_id": None,  # derived per process: never a constant two services could share
         },
         "http": {"host": "0.0.0.0", "port": http_port, "token": token, "ingress_only": True},

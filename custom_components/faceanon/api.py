@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field, fields, replace
 from http import HTTPStatus
 from typing import Any, Self
+from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
@@ -214,13 +215,17 @@ class FaceanonClient:
         except (TimeoutError, aiohttp.ClientError) as err:
             raise FaceanonConnectionError(f"{self.url}: {str(err) or type(err).__name__}") from err
 
-    async def set_controls(self, camera: str, changes: dict[str, Any]) -> Controls:
-        """`PUT /api/<camera>/controls`: change the camera's controls; the service validates and keeps them.
-        FaceanonError with the service's reason when it refuses a value."""
+    async def set_controls(self, camera: str, changes: dict[str, Any], by: str | None = None) -> Controls:
+        """`PUT /api/<camera>/controls`: change the camera's controls; the service validates and keeps them, and
+        writes who asked (`by`) to its audit list. FaceanonError with the service's reason when it refuses a
+        value (a value below its protection floor among them)."""
+        client = "Home Assistant" + (f" ({quote(by, safe=' ')})" if by else "")
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT):
                 async with self._session.put(
-                    self.url / "api" / camera / "controls", json=changes, headers=self._headers
+                    self.url / "api" / camera / "controls",
+                    json=changes,
+                    headers={**self._headers, "X-Faceanon-Client": client},
                 ) as response:
                     if response.status == HTTPStatus.BAD_REQUEST:
                         raise FaceanonError(await self._reason(response))

@@ -88,8 +88,12 @@ class FaceanonControlEntity(FaceanonEntity):
 
     async def _change(self, **changes: Any) -> None:
         """Send the change; the service's answer (the controls as they act now) updates every entity at once."""
+        by = None
+        if self._context is not None and self._context.user_id is not None:
+            user = await self.hass.auth.async_get_user(self._context.user_id)
+            by = user.name if user is not None else None
         try:
-            controls = await self.coordinator.client.set_controls(self.camera, changes)
+            controls = await self.coordinator.client.set_controls(self.camera, changes, by)
         except FaceanonError as err:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,

@@ -153,7 +153,7 @@ def test_config_files_that_do_not_say_one_thing(tmp_path: Path, text: bytes, mes
 
 
 def test_a_remote_detector_is_a_kserve_provider_with_a_grpc_url() -> None:
-    cfg = validate({"detector": {"provider": "kserve", "url": "grpc://triton:8001", "model": "yunet"},
+    cfg = validate({"detector": {"provider": "kserve", "url": "grpc://triton:8001", "model": "centerface"},
                     "cameras": [cam()]})
     assert cfg["detector"]["provider"] == "grpc://triton:8001"  # what the loaders take
     assert validate({"detector": {"provider": "grpcs://gpu.lan"}, "cameras": [cam()]})["detector"]["provider"] \
@@ -185,7 +185,7 @@ def test_a_camera_without_a_margin_or_plan_of_its_own_gets_its_presets() -> None
     from faceanon import defaults
     from faceanon.pipeline import mask_style, stream_plan
 
-    cameras = [cam(), cam(name="door", preset="video", detect_size=960), cam(name="yard", margin=0.3)]
+    cameras = [cam(), cam(name="door", preset="video", detect_size=1920), cam(name="yard", margin=0.45)]
     cfg = validate({"cameras": cameras})
     live, video, yard = cfg["cameras"]
     assert stream_plan(live, cfg["detector"]) == defaults.PRESETS["live"].stream(model="centerface-int8")
@@ -193,4 +193,23 @@ def test_a_camera_without_a_margin_or_plan_of_its_own_gets_its_presets() -> None
     assert stream_plan(video, cfg["detector"]).full.passes != defaults.PRESETS["video"].stream().full.passes
     assert mask_style(live).margin == defaults.LIVE_MARGIN == 0.7
     assert mask_style(video).margin == defaults.DEFAULT_MARGIN == 0.5
-    assert mask_style(yard).margin == 0.3
+    assert mask_style(yard).margin == 0.45
+
+
+@pytest.mark.parametrize(("change", "key"), [
+    ({"threshold": 0.9}, "threshold"), ({"style": "blur"}, "style"), ({"style": "pixelate"}, "style"),
+    ({"hold_seconds": 0}, "hold_seconds"), ({"detect_fps": 1}, "detect_fps"), ({"margin": 0.2}, "margin"),
+    ({"plan": "0.05x"}, "plan"), ({"model": "yunet"}, "model"), ({"detect_size": 320}, "detect_size"),
+    ({"detect_every": 10}, "detect_every"), ({"regions": "0.5x"}, "regions"),
+])
+def test_a_camera_below_the_protection_floor_needs_the_owners_sentence(change: dict, key: str) -> None:
+    """Every key that changes what is found or how it is hidden has a floor (faceanon.floors); below it the config
+    is refused with the reason and the way out, which is the exact sentence in unsafe_settings."""
+    from faceanon.floors import OVERRIDE
+
+    message = error_of({"cameras": [cam(**change)]})
+    assert message.startswith(f"cameras[0].{key}: ") and "unsafe_settings" in message and OVERRIDE in message
+    assert validate({"cameras": [cam(**change, unsafe_settings=OVERRIDE)]})["cameras"][0]["unsafe_settings"] == OVERRIDE
+    assert "write exactly" in error_of({"cameras": [cam(**change, unsafe_settings="yes")]})
+    # The detector section's threshold counts for the cameras that set none.
+    assert "cameras[0].threshold" in error_of({"detector": {"threshold": 0.8}, "cameras": [cam()]})

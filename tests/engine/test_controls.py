@@ -16,9 +16,10 @@ import paho.mqtt.client as paho
 import pytest
 from conftest import free_port
 from faceanon import controls
-from faceanon.config import SAMPLE_CLIP, validate
+from faceanon.config import CAMERA, SAMPLE_CLIP, validate
 from faceanon.controls import ControlError, ControlStore, changed
 from faceanon.detect.shared import Detectors
+from faceanon.floors import OVERRIDE
 from faceanon.leak import changed_pixels, ellipse_share
 from faceanon.mask import MaskStyle, head_boxes, mask_boxes
 from faceanon.service import Service
@@ -48,26 +49,26 @@ def test_changes_are_validated_like_the_config(change, message) -> None:
 
 
 def test_a_valid_change_is_the_camera_config_with_it() -> None:
-    cam = changed(camera(), {"style": "blur", "threshold": "0.3", "plan": "balanced", "enabled": False})
-    assert (cam["style"], cam["threshold"], cam["plan"], cam["enabled"]) == ("blur", 0.3, "balanced", False)
+    cam = changed(camera(), {"target": "head", "threshold": "0.3", "plan": "balanced", "enabled": False})
+    assert (cam["target"], cam["threshold"], cam["plan"], cam["enabled"]) == ("head", 0.3, "balanced", False)
     assert cam["url"] == str(SAMPLE_CLIP)
 
 
 def test_kept_controls_survive_a_restart_and_yield_to_an_edited_config_file(tmp_path: Path, caplog) -> None:
     caplog.set_level(logging.INFO, "faceanon")
     file_cam = camera()
-    ControlStore(tmp_path).keep(file_cam, changed(file_cam, {"style": "pixelate", "hold_seconds": 2.5}))
+    ControlStore(tmp_path).keep(file_cam, changed(file_cam, {"target": "person", "hold_seconds": 2.5}))
     saved = json.loads((tmp_path / controls.CONTROLS_FILE).read_text())
-    assert set(saved["demo"]) == {"style", "hold_seconds"}  # only what differs from the config file
+    assert set(saved["demo"]) == {"target", "hold_seconds"}  # only what differs from the config file
     restored = ControlStore(tmp_path).restore(file_cam)
-    assert (restored["style"], restored["hold_seconds"]) == ("pixelate", 2.5)
-    # Someone edits the file's style afterwards: the file wins, the other kept control stays.
-    edited = changed(file_cam, {"style": "blur"})
+    assert (restored["target"], restored["hold_seconds"]) == ("person", 2.5)
+    # Someone edits the file's target afterwards: the file wins, the other kept control stays.
+    edited = changed(file_cam, {"target": "head"})
     restored = ControlStore(tmp_path).restore(edited)
-    assert (restored["style"], restored["hold_seconds"]) == ("blur", 2.5)
+    assert (restored["target"], restored["hold_seconds"]) == ("head", 2.5)
     assert "the config file wins" in caplog.text
     (tmp_path / controls.CONTROLS_FILE).write_text("{not json")
-    assert ControlStore(tmp_path).restore(file_cam)["style"] == file_cam["style"]  # unreadable: the file's values
+    assert ControlStore(tmp_path).restore(file_cam)["target"] == file_cam["target"]  # unreadable: the file's
 
 
 def test_the_head_target_covers_more_than_the_face_on_every_side() -> None:
@@ -110,7 +111,8 @@ async def test_style_target_plan_and_hold_change_a_running_camera_without_an_unm
         await run_until(pipeline, 6)
         hold = pipeline.anonymizer.hold
         before = list(pipeline.pairs)
-        cam = changed(cam, {"style": "pixelate"})
+        # Pixelate is below the protection floor: no control sets it, the owner's config file may (a reload).
+        cam = CAMERA({**cam, "style": "pixelate", "unsafe_settings": OVERRIDE})
         await pipeline.reconfigure(cam)
         mark = len(pipeline.pairs)
         await run_until(pipeline, 6)
@@ -149,9 +151,9 @@ async def test_style_target_plan_and_hold_change_a_running_camera_without_an_unm
 
 # -- the service: HTTP, MQTT, restarts -------------------------------------------------------------------------
 
-def service_config(mqtt_port: int, state: Path, http_port: int) -> dict:
+def service_config(mqtt_port: int, state: Path, http_port: int, commands: bool = True) -> dict:
     return validate({
-        "mqtt": {"host": "127.0.0.1", "port": mqtt_port},
+        "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "commands": commands},
         "http": {"host": "127.0.0.1", "port": http_port, "token": TOKEN},
         "rtsp": {"enabled": False},
         "state_dir": str(state),
@@ -199,18 +201,31 @@ async def test_controls_over_http_and_mqtt_are_kept_and_off_publishes_nothing(mo
             assert spare.status()["enabled"] is False and spare.latest_jpeg is None
             assert await latest_status(http, http_port, "spare") == 503
             # HTTP: the token is required; values are validated; the answer is the controls as they act.
-            assert (await put_controls(http, http_port, "demo", {"style": "blur"}, token=None))[0] == 401
+            assert (await put_controls(http, http_port, "demo", {"target": "head"}, token=None))[0] == 401
             status, body = await put_controls(http, http_port, "demo", {"style": "sketch"})
             assert status == 400 and body["error"].startswith("style: value must be one of")
-            assert (await put_controls(http, http_port, "nope", {"style": "blur"}))[0] == 404
-            status, body = await put_controls(http, http_port, "demo", {"style": "blur", "threshold": 0.4})
-            assert status == 200 and body["values"]["style"] == "blur" and body["values"]["threshold"] == 0.4
-            assert body["options"]["style"] == ["blur", "pixelate", "fill"]
+            assert (await put_controls(http, http_port, "nope", {"target": "head"}))[0] == 404
+            # Below the protection floor: refused with the reason, nothing changed.
+            for weak, key in (({"style": "blur"}, "style"), ({"threshold": 0.9}, "threshold"),
+                              ({"hold_seconds": 0}, "hold_seconds"), ({"plan": "1<=16"}, "plan")):
+                status, body = await put_controls(http, http_port, "demo", weak)
+                assert status == 400 and body["error"].startswith(f"{key}: "), body
+                assert "protection floor" in body["error"], body
+            status, body = await put_controls(http, http_port, "demo", {"target": "head", "threshold": 0.4})
+            assert status == 200 and body["values"]["target"] == "head" and body["values"]["threshold"] == 0.4
+            assert body["options"]["style"] == ["fill"] and body["options"]["threshold"]["max"] == 0.4
             async with http.get(f"http://127.0.0.1:{http_port}/api/cameras",
                                 headers={"Authorization": f"Bearer {TOKEN}"}) as response:
                 listed = {c["name"]: c for c in (await response.json())["cameras"]}
-            assert listed["demo"]["controls"]["style"] == "blur"
-            await eventually(lambda: sub.get("faceanon/demo/style/state") == b"blur", 10, "the MQTT style state")
+            assert listed["demo"]["controls"]["target"] == "head"
+            await eventually(lambda: sub.get("faceanon/demo/target/state") == b"head", 10, "the MQTT target state")
+            # Who changed what: the audit list of /api/service (refusals included).
+            async with http.get(f"http://127.0.0.1:{http_port}/api/service",
+                                headers={"Authorization": f"Bearer {TOKEN}", "X-Faceanon-Client": "a test"}) as r:
+                audit = (await r.json())["audit"]
+            assert audit[-1]["changes"] == {"target": "head", "threshold": 0.4}
+            assert audit[-1]["result"] == "accepted" and audit[-1]["source"].startswith("http (token) from 127.0.0.1")
+            assert sum(e["result"].startswith("refused") for e in audit) >= 5
             # MQTT: turn the camera off; it reads and publishes nothing, and says so.
             publish(mosquitto.port, "faceanon/demo/enabled/set", "OFF")
             await eventually(lambda: not demo.enabled, 10, "the camera to turn off")
@@ -224,8 +239,10 @@ async def test_controls_over_http_and_mqtt_are_kept_and_off_publishes_nothing(mo
             # A refused MQTT value changes nothing.
             publish(mosquitto.port, "faceanon/demo/hold_seconds/set", "forever")
             publish(mosquitto.port, "faceanon/demo/hold_seconds/set", "99")
+            publish(mosquitto.port, "faceanon/demo/hold_seconds/set", "0")  # below the floor
             publish(mosquitto.port, "faceanon/demo/hold_seconds/set", "2.5")
             await eventually(lambda: service.cameras["demo"]["hold_seconds"] == 2.5, 10, "hold time 2.5")
+            assert any(e["source"] == "mqtt" and e["result"].startswith("refused: hold_seconds") for e in service.audit)
             publish(mosquitto.port, "faceanon/spare/enabled/set", "ON")
             await eventually(lambda: spare.latest_jpeg is not None, 60, "the spare camera's first frame")
         # Discovery: a switch, selects and numbers per camera; controls stay available while the camera is off.
@@ -233,19 +250,19 @@ async def test_controls_over_http_and_mqtt_are_kept_and_off_publishes_nothing(mo
         assert config["command_topic"] == "faceanon/demo/enabled/set"
         assert config["availability"] == [{"topic": "faceanon/available"}]
         select = json.loads(sub.get("homeassistant/select/faceanon/demo_style/config"))
-        assert select["options"] == ["blur", "pixelate", "fill"] and select["entity_category"] == "config"
+        assert select["options"] == ["fill"] and select["entity_category"] == "config"
         number = json.loads(sub.get("homeassistant/number/faceanon/demo_threshold/config"))
-        assert (number["min"], number["max"], number["step"]) == (0.05, 0.95, 0.05)
+        assert (number["min"], number["max"], number["step"]) == (0.05, 0.4, 0.05)  # within the floor
         latency = json.loads(sub.get("homeassistant/sensor/faceanon/demo_detect_ms_p95/config"))
         assert latency["value_template"] == "{{ value_json.detect_ms_p95 }}" and latency["unit_of_measurement"] == "ms"
     finally:
         await service.stop()
         sub.close()
-    # A restart keeps what the controls set: demo off with blur, hold 2.5 s; spare on.
+    # A restart keeps what the controls set: demo off with the head target, hold 2.5 s; spare on.
     service = Service(service_config(mosquitto.port, tmp_path / "state", free_port()))
     await service.start()
     try:
-        assert service.cameras["demo"]["enabled"] is False and service.cameras["demo"]["style"] == "blur"
+        assert service.cameras["demo"]["enabled"] is False and service.cameras["demo"]["target"] == "head"
         assert service.cameras["demo"]["hold_seconds"] == 2.5 and service.cameras["demo"]["threshold"] == 0.4
         assert "demo" not in service.running and "spare" in service.running
         assert service.feed_of["demo"].status()["controls"]["enabled"] is False

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import time
 from collections.abc import AsyncIterator
 
@@ -72,20 +73,30 @@ async def test_control_entities_change_the_service(
     assert all(registry.async_get(entity).entity_category == "config" for entity in ids.values())
     assert hass.states.get(ids["enabled"]).state == STATE_ON
     assert hass.states.get(ids["style"]).state == "fill"
-    assert hass.states.get(ids["style"]).attributes["options"] == ["blur", "pixelate", "fill"]
+    # Within the service's protection floor: only fill, a threshold up to 0.4, a hold from 0.5 s.
+    assert hass.states.get(ids["style"]).attributes["options"] == ["fill"]
+    assert hass.states.get(ids["threshold"]).attributes["max"] == pytest.approx(0.4)
+    assert hass.states.get(ids["hold_seconds"]).attributes["min"] == pytest.approx(0.5)
     assert hass.states.get(ids["target"]).attributes["options"] == ["face", "head", "person"]
     assert "0.75x<=1920>=640" in hass.states.get(ids["plan"]).attributes["options"]  # the live preset's own plan
     assert float(hass.states.get(ids["threshold"]).state) == pytest.approx(0.2)  # CenterFace's own
     camera = er.async_get(hass).async_get_entity_id("camera", DOMAIN, f"{entry.unique_id}_walk_camera")
     assert camera is not None
     await frame_until(hass, camera, lambda jpeg: black_share(jpeg) > 0.005)  # black fill masks
-
-    # The mask style: the service masks with pixelate, and the frame Home Assistant shows has no black masks.
-    await hass.services.async_call("select", "select_option", {ATTR_ENTITY_ID: ids["style"], "option": "pixelate"},
-                                   blocking=True)
-    assert hass.states.get(ids["style"]).state == "pixelate"  # from the service's answer, at once
-    assert (await asyncio.to_thread(controlled.camera_status))["walk"]["controls"]["style"] == "pixelate"
-    await frame_until(hass, camera, lambda jpeg: black_share(jpeg) < 0.001)
+    # Nothing past the floor gets through Home Assistant: it refuses values out of the range the service gave, and
+    # the service refuses them from any other client too.
+    for service_name, domain, data in (("select_option", "select", {ATTR_ENTITY_ID: ids["style"], "option": "blur"}),
+                                       ("set_value", "number", {ATTR_ENTITY_ID: ids["threshold"], "value": 0.9}),
+                                       ("set_value", "number", {ATTR_ENTITY_ID: ids["hold_seconds"], "value": 0})):
+        with pytest.raises(ServiceValidationError):
+            await hass.services.async_call(domain, service_name, data, blocking=True)
+    status, body = await asyncio.to_thread(controlled.put, "/api/walk/controls", {"threshold": 0.9})
+    assert status == 400 and "protection floor" in body["error"]
+    await hass.services.async_call("number", "set_value", {ATTR_ENTITY_ID: ids["threshold"], "value": 0.4},
+                                   blocking=True)  # the edge is accepted
+    assert (await asyncio.to_thread(controlled.camera_status))["walk"]["controls"]["threshold"] == 0.4
+    audit = json.loads((await asyncio.to_thread(controlled.get, "/api/service"))[1])["audit"]
+    assert audit[-1]["source"].startswith("Home Assistant") and audit[-1]["result"] == "accepted"
 
     # The head target runs the person detector: the People sensor counts the clip's two walkers.
     people = er.async_get(hass).async_get_entity_id("sensor", DOMAIN, f"{entry.unique_id}_walk_people")
@@ -124,10 +135,10 @@ async def test_control_entities_change_the_service(
     assert hass.states.get(camera).state == STATE_UNAVAILABLE
     assert hass.states.get(ids["enabled"]).state == STATE_OFF  # the control stays usable
     assert devices.async_get_device(identifiers={(DOMAIN, f"{entry.unique_id}_walk")}) is not None
-    assert hass.states.get(ids["style"]).state == "pixelate"
+    assert hass.states.get(ids["target"]).state == "head"
 
     await hass.services.async_call("switch", "turn_on", {ATTR_ENTITY_ID: ids["enabled"]}, blocking=True)
-    await frame_until(hass, camera, lambda jpeg: black_share(jpeg) < 0.001, timeout=60)  # back, still pixelated
+    await frame_until(hass, camera, lambda jpeg: black_share(jpeg) > 0.005, timeout=60)  # back, masked
     assert hass.states.get(ids["enabled"]).state == STATE_ON
 
 

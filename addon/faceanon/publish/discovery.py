@@ -20,8 +20,9 @@ def node_id(topic_prefix: str) -> str:
 
 
 def discovery_configs(feeds: Iterable[CameraFeed], topic_prefix: str, discovery_prefix: str,
-                      version: str) -> dict[str, dict[str, Any]]:
-    """Home Assistant MQTT discovery: {config topic: payload}, one device per camera with its entities."""
+                      version: str, commands: bool = True) -> dict[str, dict[str, Any]]:
+    """Home Assistant MQTT discovery: {config topic: payload}, one device per camera with its entities; its
+    controls (switch, selects, numbers) only when MQTT commands are on."""
     node = node_id(topic_prefix)
     origin = {"name": "faceanon", "sw_version": version}
     configs: dict[str, dict[str, Any]] = {}
@@ -65,7 +66,7 @@ def discovery_configs(feeds: Iterable[CameraFeed], topic_prefix: str, discovery_
         ]
         controlled = [(component, key, {**fields, "command_topic": f"{base}/{key}/set",
                                         "state_topic": f"{base}/{key}/state", "entity_category": "config"})
-                      for component, key, fields in control_entities(feed)]
+                      for component, key, fields in (control_entities(feed) if commands else [])]
         for component, key, fields in entities + controlled:
             # Available while the service AND this camera are: a dead camera is unavailable, not "0 faces". A
             # control only needs the service: a camera that is off must still be switched on again.

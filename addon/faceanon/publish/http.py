@@ -56,7 +56,7 @@ SECURITY_HEADERS = {
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Change a camera's controls: (camera, {control: value}) -> its controls now; ControlError, KeyError (no camera).
-SetControls = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+SetControls = Callable[..., Awaitable[dict[str, Any]]]  # (camera, changes, source=...)
 
 
 def scale_jpeg(jpeg: bytes, height: int) -> bytes:
@@ -188,6 +188,14 @@ class HttpServer:
         except ValueError:
             loopback = self.host.lower() == "localhost"
         return self._token is None and not self.ingress_only and not loopback
+
+    def _source(self, request: web.Request) -> str:
+        """Who sent a change, for the audit list: the client's own name (Home Assistant's integration sends
+        X-Faceanon-Client), how it was let in, and its address."""
+        client = "".join(c for c in request.headers.get("X-Faceanon-Client", "") if c.isprintable())[:80]
+        how = "token" if self._token_ok(request) else "session" if self.page.session_ok(request) else (
+            "ingress" if self.ingress_only and request.remote == self.ingress_peer else "no token")
+        return f"{client + ' via ' if client else ''}http ({how}) from {request.remote}"
 
     def _token_ok(self, request: web.Request) -> bool:
         if self._token is None:
@@ -344,7 +352,7 @@ class HttpServer:
             except ValueError:
                 return json_error(400, "expected a JSON object of controls")
             try:
-                await self.set_controls(feed.name, body)
+                await self.set_controls(feed.name, body, source=self._source(request))
             except controls.ControlError as err:
                 return json_error(400, str(err))
         values = dict(getattr(feed, "controls", {}))

@@ -32,6 +32,7 @@ from faceanon.publish.discovery import (
     discovery_configs,
     node_id,
 )
+from faceanon.source.base import shown
 from faceanon.source.broker import BrokerConfigError, apply_credentials
 
 log = logging.getLogger(__name__)
@@ -42,12 +43,6 @@ log = logging.getLogger(__name__)
 CAMERA_TOPICS = ("snapshot", "faces", "people", "state", "info", "available", "privacy_degraded",
                  *(f"{key}/state" for key in controls.CONTROL_KEYS))
 MAX_COMMAND = 256  # bytes: the longest `<control>/set` payload read (a plan spec is a few dozen characters)
-
-
-def shown(value: object, limit: int = 80) -> str:
-    """A value as it goes into a log line: its repr (strings quoted) cut to `limit` characters."""
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 INFO_KEYS = ("model", "provider", "width", "height", "rtsp_port")  # `<camera>/info`: the camera's attributes
@@ -93,7 +88,7 @@ class MqttPublisher:
 
     def __init__(self, mqtt_config: dict[str, Any], feeds: Iterable[CameraFeed], version: str,
                  claimed: Callable[[], bool] | None = None,
-                 set_controls: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]] | None = None) -> None:
+                 set_controls: Callable[..., Awaitable[dict[str, Any]]] | None = None) -> None:
         cfg = mqtt_config or {}
         self.feeds = list(feeds)
         self.version = version
@@ -108,11 +103,14 @@ class MqttPublisher:
         self.claimed: Callable[[], bool] = claimed or (lambda: False)
         # Commands on `<camera>/<control>/set` go to the service's (faceanon.service.Service.set_controls).
         self.set_controls = set_controls
+        self.commands = bool(cfg.get("commands"))  # mqtt.commands: the owner lets broker clients change controls
+        self._refused_commands: set[str] = set()  # topics already said to be off (one log line each)
         self.client_id: str = cfg.get("client_id") or default_client_id(self.prefix)
         self.available_topic = f"{self.prefix}/available"
         self.ha_status_topic = f"{self.discovery_prefix}/status"
         self._node = node_id(self.prefix)
-        self._configs = discovery_configs(self.feeds, self.prefix, self.discovery_prefix, version)
+        self._configs = discovery_configs(self.feeds, self.prefix, self.discovery_prefix, version,
+                                          commands=self.commands)
         self._published = {feed.name: _Published() for feed in self.feeds}
         self._cameras = {feed.name for feed in self.feeds}
         self._connected = threading.Event()
@@ -225,6 +223,13 @@ class MqttPublisher:
         if camera not in self._cameras or key not in controls.CONTROL_KEYS or self.set_controls is None:
             log.warning("mqtt: ignoring a command for an unknown camera or control: %s/%s/set", camera[:64], key[:40])
             return
+        if not self.commands:
+            topic = f"{camera}/{key}"
+            if topic not in self._refused_commands and len(self._refused_commands) < 256:
+                self._refused_commands.add(topic)
+                log.warning("mqtt: %s/%s/set changes nothing: MQTT commands are off, since any client of the broker "
+                            "could send them (the owner turns them on with mqtt.commands: true)", camera, key)
+            return
         if len(payload) > MAX_COMMAND:  # no control value is this long; and a log line must not carry megabytes
             log.warning("mqtt: %s: %s/set refused (a payload of %d bytes; a control value is at most %d)", camera,
                         key, len(payload), MAX_COMMAND)
@@ -240,7 +245,7 @@ class MqttPublisher:
     async def _apply_command(self, camera: str, key: str, value: Any) -> None:
         assert self.set_controls is not None
         try:
-            await self.set_controls(camera, {key: value})
+            await self.set_controls(camera, {key: value}, source="mqtt")
         except controls.ControlError as err:
             log.warning("mqtt: %s: %s/set %s refused (%s)", camera, key, shown(value), shown(err, 200))
         except Exception as err:  # the command must never take the publisher down

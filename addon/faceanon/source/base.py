@@ -207,6 +207,14 @@ def one_line(err: BaseException) -> str:
     return scrub(text[0][:300]) if text else type(err).__name__
 
 
+def shown(value: object, limit: int = 80) -> str:
+    """A value as it goes into a log line: its repr (strings quoted) cut to `limit` characters, scrubbed (a control
+    value or a refusal must not carry megabytes, or a secret, into the log)."""
+    text = repr(value) if isinstance(value, str) else str(value)
+    text = text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+    return scrub(text)
+
+
 # Query parameters whose values are credentials (cameras put them there: snap.jpg?usr=admin&pwd=..., Foscam's
 # loginuse=admin&loginpas=..., pw=, psw=), in a URL or in a bare request target (`GET /x?token=...`, as aiohttp logs
 # it): any key holding one of these words. Over-redacting a harmless key (keyframe=) is the safe error.
