@@ -45,6 +45,9 @@ MAX_IMAGE_PIXELS = base.MAX_IMAGE_PIXELS  # a camera's max_image_pixels default 
 # A camera whose whole-frame look cannot resolve still faces this small (px) is warned about (log, /api/health):
 # the live 640 px look on a 1080p camera sees faces from 30 px, on 4K from 60 px.
 SMALL_FACE_WARN_PX = 24
+# The detection health check: people in view (targets head and person) and no face found for this long is a health
+# warning. People facing away for minutes happen; settings that find no face where people are should not.
+BLIND_WARN_S = 300.0
 FACE_COUNT_HOLD_S = 3.0  # a new face count is published once it held this long (measured: the sample clip's count
 # flaps 2 <-> 3 about 1,600 times an hour raw, 86 with 3 s, 686 with 2 s; docs/architecture.md)
 HOLD_SECONDS = 1.0  # video: a mask outlives its last detection by this long

@@ -119,6 +119,8 @@ class CameraFeed:
         # Why the camera runs below the protection floor (the owner's override in the config file, or settings that
         # find no face in the canary image): its privacy reads as degraded for as long as that holds.
         self.weakened: str | None = None
+        # Since when the person detector has seen people in every look while no look found a face (None: not so).
+        self.blind_since: float | None = None
         self.started_at = time.monotonic()  # a camera with no frame yet is "starting" for START_GRACE_S, then offline
         self.fail_closed_frames = 0
         self.dropped_base = 0  # frames dropped by the pipeline itself (e.g. before the detector was ready)
@@ -151,6 +153,19 @@ class CameraFeed:
         if self._people is None:
             self._people = Debounced(self._faces.hold_s)
         self._people.update(seen, time.monotonic() if now is None else now)
+
+    def note_blind(self, faces_found: int, people: int | None, now: float) -> None:
+        """People in view with no face found, look after look: past defaults.BLIND_WARN_S the detection health check
+        says so (/api/health's warnings), for settings or a camera angle that find no face where people are."""
+        if faces_found or not people:
+            self.blind_since = None
+        elif self.blind_since is None:
+            self.blind_since = now
+
+    def blind_for(self, now: float | None = None) -> float:
+        if self.blind_since is None:
+            return 0.0
+        return (time.monotonic() if now is None else now) - self.blind_since
 
     def count_faces(self, seen: int, now: float | None = None) -> None:
         self.faces_seen = seen
@@ -268,6 +283,7 @@ class CameraFeed:
             "last_frame_age_s": age,
             "rtsp_port": self.rtsp_port,
             "min_face_px": self.min_face_px,
+            "people_without_face_s": round(self.blind_for(now), 1),
             "controls": dict(self.controls),
         }
 

@@ -288,6 +288,7 @@ class CameraPipeline:
         self.feed.detect_ms.append(ms)
         self.feed.count_faces(masks.faces)
         self.feed.count_people(masks.people)
+        self.feed.note_blind(len(masks.look.faces), masks.people, frame.captured)
         self.feed.masks_held = masks.held
         return masks
 

@@ -150,3 +150,18 @@ async def test_mqtt_commands_change_nothing_unless_the_owner_turned_them_on(mosq
     finally:
         await service.stop()
         sub.close()
+
+
+def test_people_in_view_and_no_face_for_minutes_is_a_health_warning() -> None:
+    """The detection health check: the person detector sees people look after look and no face is found."""
+    from faceanon import defaults
+    from faceanon.feed import CameraFeed
+
+    feed = CameraFeed("yard")
+    feed.note_blind(0, 2, 100.0)
+    feed.note_blind(0, 3, 100.0 + defaults.BLIND_WARN_S)
+    assert feed.blind_for(100.0 + defaults.BLIND_WARN_S + 1) >= defaults.BLIND_WARN_S
+    feed.note_blind(1, 3, 500.0)  # a face found: healthy again
+    assert feed.blind_for(600.0) == 0.0
+    feed.note_blind(0, None, 700.0)  # no person detector (target face): nothing to compare with
+    assert feed.blind_since is None

@@ -264,6 +264,10 @@ class HttpServer:
                     for s in statuses if (s.get("min_face_px") or 0) > defaults.SMALL_FACE_WARN_PX]
         if self.open_to_network:
             warnings.append(OPEN_WARNING.format(host=self.host))
+        # The detection health check (faceanon.feed.CameraFeed.note_blind): people and no face, for minutes.
+        warnings += [f"{s['name']}: people in view for {s['people_without_face_s'] / 60:.0f} min and no face found: "
+                     "check the camera's settings and angle" for s in statuses
+                     if (s.get("people_without_face_s") or 0) >= defaults.BLIND_WARN_S]
         body = {"status": state, "version": self.version, "cameras": len(self.feeds), "degraded": degraded,
                 "offline": offline, "warnings": warnings}
         if self.service_id:
