@@ -106,7 +106,10 @@ def test_unwritable_output_folder(tmp_path: Path, capsys, where: str):
     code, _, err = run(capsys, "image", ASTRONAUT, "-o", out)
     assert code == 2
     lines = error_lines(err)
-    assert len(lines) == 1 and lines[0].startswith(f"faceanon: {out}: output folder is not writable (")
+    if where == "is_a_file":  # named as what it is, not "File exists"
+        assert lines == [f"faceanon: {out}: -o is an existing file; image writes into a folder (give a folder name)"]
+    else:
+        assert len(lines) == 1 and lines[0].startswith(f"faceanon: {out}: output folder is not writable (")
 
 
 def test_output_may_not_overwrite_input(tmp_path: Path, capsys):

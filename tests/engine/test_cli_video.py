@@ -169,8 +169,10 @@ def test_output_may_not_overwrite_input(tmp_path: Path, capsys):
     assert clip.read_bytes() == SAMPLE.read_bytes()
 
 
-def test_ctrl_c_leaves_no_output(tmp_path: Path):
-    """Interrupted half-way, the video command exits 130 and leaves neither the target nor its temp file."""
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_an_interrupt_or_a_kill_leaves_no_output(tmp_path: Path, how: str):
+    """Interrupted half-way (Ctrl-C, `kill`, a closed terminal), the video command exits 130 and leaves neither
+    the target nor its temp file (SIGTERM left a hidden .part.mp4 behind)."""
     import signal
     import subprocess
     import sys
@@ -189,7 +191,7 @@ def test_ctrl_c_leaves_no_output(tmp_path: Path):
                                                                       tmp_path.glob(".anon.*")):
             assert proc.poll() is None and time.monotonic() < deadline, f"no temp output appeared {proc.poll()}"
             time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, how))
         _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
@@ -198,3 +200,55 @@ def test_ctrl_c_leaves_no_output(tmp_path: Path):
     assert proc.returncode == 130, err
     assert f"faceanon: {out}: interrupted; nothing written" in err
     assert list(tmp_path.iterdir()) == [], err
+
+
+def test_progress_goes_to_a_pipe_as_plain_lines(tmp_path: Path, monkeypatch):
+    """Not on a terminal (a pipe, a log, CI) a long job still says how far it is: a line every LOG_EVERY_S seconds
+    with the total, the rate and the time left, and one at the end."""
+    import subprocess
+    import sys
+
+    from faceanon.cli import common
+
+    monkeypatch.setattr(common, "LOG_EVERY_S", 0.0)
+    bar = common.PlainProgress(desc="frames", unit="f", total=4)
+    lines = []
+    monkeypatch.setattr("builtins.print", lambda *a, **_k: lines.append(" ".join(map(str, a))))
+    for _ in range(4):
+        bar.update()
+    bar.close()
+    assert lines[0].startswith("faceanon: frames: 1/4 f (25 %), ") and lines[0].endswith(" s left")
+    assert lines[-1].startswith("faceanon: frames: 4/4 f (100 %), ")
+    monkeypatch.undo()
+    from faceanon.config import SAMPLE_CLIP
+
+    out = tmp_path / "demo.mp4"
+    done = subprocess.run([sys.executable, "-m", "faceanon", "video", str(SAMPLE_CLIP), "-o", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "faceanon: frames: 35/35 f (100 %)" in done.stderr  # the closing line, in a pipe
+
+
+def test_output_mistakes_name_the_real_problem(tmp_path: Path, capsys):
+    """`image -o FILE` and `video -o DIR` say what is wrong; a model error leaves no empty folder behind; a video
+    written over an existing file says so."""
+    from faceanon.cli import main
+    from faceanon.config import SAMPLE_CLIP
+
+    existing = tmp_path / "taken.txt"
+    existing.write_text("x")
+    assert main(["image", str(ROOT / "tests" / "fixtures" / "astronaut.jpg"), "-o", str(existing)]) == 2
+    assert "-o is an existing file; image writes into a folder" in capsys.readouterr().err
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    assert main(["video", str(SAMPLE_CLIP), "-o", str(folder)]) == 2
+    assert f"{folder}: is a folder; give a file name such as out.mp4" in capsys.readouterr().err
+    for command in (["image", str(ROOT / "tests" / "fixtures" / "astronaut.jpg"), "-o", str(tmp_path / "new_dir")],
+                    ["video", str(SAMPLE_CLIP), "-o", str(tmp_path / "new_dir2" / "out.mp4")]):
+        assert main([*command, "--model", "no-such-model"]) == 2
+    capsys.readouterr()
+    assert not (tmp_path / "new_dir").exists() and not (tmp_path / "new_dir2").exists()
+    out = tmp_path / "again.mp4"
+    out.write_bytes(b"old")
+    assert main(["video", str(SAMPLE_CLIP), "-o", str(out)]) == 0
+    assert f"note: {out} exists; it is replaced" in capsys.readouterr().err and out.stat().st_size > 1000

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from faceanon import defaults
@@ -147,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return bench(argv[1], argv[2:])
     args = build_parser().parse_args(argv)
+    if args.func is not cmd_serve:
+        # SIGTERM (a `kill`, a container stopping, a CI timeout) and SIGHUP (a closed terminal) end a file job the
+        # way Ctrl-C does: no half-written output, no hidden temp file. The service handles its own signals.
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.default_int_handler)
     problem = check_options(args)
     if problem:
         say(problem)

