@@ -527,7 +527,7 @@ async def test_dns_rebinding_and_cross_site_requests_are_refused(anonymized_fram
     feed.push(anonymized_frames[0])
     changes: list[dict] = []
 
-    async def set_controls(name: str, body: dict) -> dict:
+    async def set_controls(name: str, body: dict, source: str = "") -> dict:
         changes.append(body)
         return body
 
@@ -568,7 +568,7 @@ async def test_json_nested_too_deep_is_a_400_not_a_500(anonymized_frames, tmp_pa
 
     feed = FrameFeed("lobby")
 
-    async def set_controls(name: str, body: dict) -> dict:
+    async def set_controls(name: str, body: dict, source: str = "") -> dict:
         return body
 
     deep = "[" * 100_000 + "]" * 100_000

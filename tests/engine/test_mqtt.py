@@ -206,7 +206,7 @@ async def test_home_assistant_discovery(mosquitto, listener):
     await listener.until(stale)
 
     feeds = [FrameFeed("lobby"), FrameFeed("back_door")]
-    publisher = MqttPublisher(config(mosquitto), feeds, VERSION)
+    publisher = MqttPublisher(config(mosquitto, commands=True), feeds, VERSION)  # the controls' entities too
     await publisher.start()
     try:
         expected = {f"homeassistant/{component}/faceanon/{cam}_{key}/config"
@@ -257,7 +257,7 @@ async def test_home_assistant_discovery(mosquitto, listener):
             assert (sensor["name"], sensor["unit_of_measurement"]) == (name, unit)
         assert configs[lobby.format("sensor", "faces")]["unit_of_measurement"] == "faces"
         hold = configs[lobby.format("number", "hold_seconds")]
-        assert (hold["min"], hold["max"], hold["step"], hold["unit_of_measurement"]) == (0.0, 30.0, 0.5, "s")
+        assert (hold["min"], hold["max"], hold["step"], hold["unit_of_measurement"]) == (0.5, 30.0, 0.5, "s")
         assert configs[lobby.format("select", "target")]["options"] == ["face", "head", "person"]
 
         # Home Assistant restarts (and say its broker lost the retained configs): `online` brings them back.
@@ -537,11 +537,11 @@ async def test_a_huge_or_refused_command_is_one_short_log_line(caplog):
 
     seen: list[dict] = []
 
-    async def set_controls(name: str, changes: dict) -> dict:
+    async def set_controls(name: str, changes: dict, source: str = "") -> dict:
         seen.append(changes)
         raise ControlError(f"plan: cannot read {changes['plan']!r}")
 
-    publisher = MqttPublisher({"host": "127.0.0.1", "port": 1}, [FrameFeed("lobby")], "1.0",
+    publisher = MqttPublisher({"host": "127.0.0.1", "port": 1, "commands": True}, [FrameFeed("lobby")], "1.0",
                               set_controls=set_controls)
     publisher._loop = asyncio.get_running_loop()
     caplog.set_level("WARNING", "faceanon")
