@@ -153,8 +153,9 @@ def log_in(driver: webdriver.Chrome, token: str) -> None:
 def test_login_offline_degraded_and_controls_on_a_wall_of_nine(browser, mosquitto, tmp_path: Path) -> None:
     live = [f"cam{i}" for i in range(1, 8)]
     cameras = {name: clip(2.0) for name in live}
-    cameras["gate"] = {"url": f"rtsp://127.0.0.1:{free_port()}/gate", "detect_fps": 1}  # nothing listens there
-    cameras["yard"] = {**clip(), "model": str(tmp_path / "missing.onnx")}  # its detector cannot load
+    cameras["gate"] = {"url": f"rtsp://127.0.0.1:{free_port()}/gate", "detect_fps": 2}  # nothing listens there
+    cameras["yard"] = {**clip(), "model": str(tmp_path / "missing.onnx"),  # its detector cannot load
+                       "unsafe_settings": "I accept that faces may be shown"}  # a model of its own: unmeasured
     served = Served(tmp_path, mosquitto.port, cameras)
     try:
         served.wait_live(live)
@@ -186,17 +187,20 @@ def test_login_offline_degraded_and_controls_on_a_wall_of_nine(browser, mosquitt
         # A control changed on a card reaches the service at once; a refused value says why.
         card = cards(browser)["cam1"]
         card.find_element(By.CSS_SELECTOR, "details.controls summary").click()
-        Select(card.find_element(By.CSS_SELECTOR, '[data-control="style"]')).select_by_value("pixelate")
+        # The style offers fill alone (the protection floor); the target changes.
+        style = Select(card.find_element(By.CSS_SELECTOR, '[data-control="style"]'))
+        assert [o.get_attribute("value") for o in style.options] == ["fill"]
+        Select(card.find_element(By.CSS_SELECTOR, '[data-control="target"]')).select_by_value("head")
         deadline = time.monotonic() + 10
-        while served.cameras()["cam1"]["controls"]["style"] != "pixelate":
-            assert time.monotonic() < deadline, "the style change did not reach the service"
+        while served.cameras()["cam1"]["controls"]["target"] != "head":
+            assert time.monotonic() < deadline, "the target change did not reach the service"
             time.sleep(0.2)
         hold = card.find_element(By.CSS_SELECTOR, '[data-control="hold_seconds"]')
         browser.execute_script("arguments[0].value = '99'; arguments[0].dispatchEvent(new Event('change'))", hold)
         wait(browser, "the refusal of a hold of 99 s",
              lambda d: "hold_seconds" in card.find_element(By.CLASS_NAME, "control-error").text)
         assert served.cameras()["cam1"]["controls"]["hold_seconds"] == 1.0
-        time.sleep(2.0)  # the tile's next snapshots, pixelated
+        time.sleep(2.0)  # the tile's next snapshots, with head masks
         shot(browser, "controls")
         checkbox = card.find_element(By.CSS_SELECTOR, '[data-control="enabled"]')
         checkbox.click()
