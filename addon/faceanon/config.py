@@ -354,7 +354,17 @@ def check_floors(cfg: dict) -> None:
 
 def default_config() -> dict:
     """With no file: one demo camera on the bundled sample clip, looped; no mqtt section (embedded broker)."""
-    return validate({"cameras": [{"name": "demo", "url": str(SAMPLE_CLIP)}]})
+    return with_state_dir(validate({"cameras": [{"name": "demo", "url": str(SAMPLE_CLIP)}]}), None)
+
+
+def with_state_dir(cfg: dict, path: str | Path | None) -> dict:
+    """The config with its state folder: its own `state_dir`, else one of this config file's own
+    (identity.instance_state_dir)."""
+    if not cfg.get("state_dir"):
+        from faceanon.identity import instance_state_dir
+
+        cfg["state_dir"] = str(instance_state_dir(path))
+    return cfg
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
@@ -392,6 +402,6 @@ def load_config(path: str | Path | None = None) -> dict:
     if data is None:
         raise ConfigError(f"{path}: the config file is empty (at least one camera is needed)")
     try:
-        return validate(data)
+        return with_state_dir(validate(data), path)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 
@@ -64,12 +64,10 @@ class EmbeddedBroker:
 
     def start(self, timeout: float = 15.0) -> None:
         """Listen on host:port; raise (with the reason) when it cannot."""
-        from amqtt.broker import Broker
-
         async def run() -> None:  # built on its own loop: amqtt binds its queues and tasks to the running loop
-            self._broker = Broker({"listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-                                   "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
-                                               {"allow_anonymous": True}}})
+            listen = {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}}
+            self._broker = matching_broker()({"listeners": listen, "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}})
             await self._broker.start()
 
         self._thread.start()
@@ -81,6 +79,46 @@ class EmbeddedBroker:
                 asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop).result(timeout)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
+
+
+def port_free(host: str, port: int) -> bool:
+    """Nothing listens on host:port (a bind succeeds)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def matching_broker() -> type:
+    """amqtt's Broker, sending retained messages only for the subscriptions a client made itself.
+
+    amqtt (0.12) offers every client that connects the retained messages matching anyone's subscription: with a
+    `#` subscriber around, a client subscribed to `nomatch/#` got every retained topic. Its subscribe path passes
+    the client's own subscription, its connect path every filter of every client; a session only ever gets
+    messages of filters it holds. Started as a task, so amqtt's loop over the shared filters never waits while
+    another client subscribes (which made it fail with "dictionary changed size during iteration")."""
+    from amqtt.broker import Broker
+
+    class MatchingBroker(Broker):  # type: ignore[misc]
+        _sending: ClassVar[set[asyncio.Task[None]]] = set()
+
+        async def _publish_retained_messages_for_subscription(self, subscription: Any, session: Any) -> None:
+            holders = self._subscriptions.get(subscription[0], [])
+            if not any(held is session or held.client_id == session.client_id for held, _qos in holders):
+                return
+            task = asyncio.ensure_future(super()._publish_retained_messages_for_subscription(subscription, session))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    return MatchingBroker
 
 
 def mqtt_defaults(host: str, port: int) -> dict:
@@ -146,17 +184,7 @@ class Service:
 
     async def start(self) -> None:
         if self.mqtt_cfg is None:
-            host = EMBEDDED_BROKER["host"]
-            broker = EmbeddedBroker(host, self.broker_port)
-            try:
-                await asyncio.to_thread(broker.start)
-                self.broker = broker
-                log.info("embedded MQTT broker listening on %s:%d (no mqtt section in the config)", host,
-                         self.broker_port)
-            except Exception as err:  # e.g. the port is taken by a broker that already runs here
-                log.error("embedded MQTT broker cannot listen on %s:%d (%s); using whatever listens there",
-                          host, self.broker_port, one_line(err))
-            self.mqtt_cfg = mqtt_defaults(host, self.broker_port)
+            await self._start_embedded_broker()
         for cam in self.cameras.values():
             if not cam["enabled"]:
                 self._switched_off(cam)
@@ -275,6 +303,26 @@ class Service:
             feed.rtsp_port = restream.port
         return restream.port
 
+    async def _start_embedded_broker(self) -> None:
+        """No mqtt section: an embedded broker on 127.0.0.1:1883, or on a free port when 1883 is taken (a broker
+        the user runs already). The service never publishes into a broker its config does not name: when the
+        embedded one cannot start at all, it runs without MQTT."""
+        host, port = EMBEDDED_BROKER["host"], self.broker_port
+        if not port_free(host, port):
+            port = free_port(host)
+            log.warning("port %d on %s is taken (another MQTT broker?): the embedded broker listens on %s:%d instead "
+                        "(give an mqtt section to publish into yours)", self.broker_port, host, host, port)
+        broker = EmbeddedBroker(host, port)
+        try:
+            await asyncio.to_thread(broker.start)
+        except Exception as err:
+            log.error("embedded MQTT broker cannot listen on %s:%d (%s); running without MQTT", host, port,
+                      one_line(err))
+            return
+        self.broker = broker
+        log.info("embedded MQTT broker listening on %s:%d (no mqtt section in the config)", host, port)
+        self.mqtt_cfg = mqtt_defaults(host, port)
+
     async def _start_publishers(self) -> None:
         rtsp_port = await self._start_restream()
         makers = []
@@ -283,11 +331,12 @@ class Service:
 
             def mqtt_publisher() -> MqttPublisher:
                 publisher = MqttPublisher(self.mqtt_cfg, self.feeds, self.version, claimed=lambda: self.claim.claimed,
-                                          set_controls=self.set_controls)
+                                          set_controls=self.set_controls, service_id=self.service_id)
                 self.claim.subscribe(publisher.claim_changed)
                 return publisher
 
-            makers.append(("MQTT", mqtt_publisher))
+            if self.mqtt_cfg is not None:  # None: the embedded broker could not start (never the default's 1883)
+                makers.append(("MQTT", mqtt_publisher))
         except ImportError as err:
             log.error("MQTT publisher unavailable (%s)", one_line(err))
         try:

@@ -213,3 +213,28 @@ def test_a_camera_below_the_protection_floor_needs_the_owners_sentence(change: d
     assert "write exactly" in error_of({"cameras": [cam(**change, unsafe_settings="yes")]})
     # The detector section's threshold counts for the cameras that set none.
     assert "cameras[0].threshold" in error_of({"detector": {"threshold": 0.8}, "cameras": [cam()]})
+
+
+def test_services_from_two_config_files_keep_two_state_folders(tmp_path: Path, monkeypatch) -> None:
+    """Two services on one machine, neither naming a state_dir, never share an id (Home Assistant would take them
+    for one), controls or claim; the config file that starts first keeps the default folder, and with it the id an
+    earlier release made there."""
+    from faceanon.identity import service_id
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    legacy = tmp_path / "state" / "faceanon"
+    legacy.mkdir(parents=True)
+    (legacy / "service_id").write_text("kept-from-before\n")
+    files = []
+    for name in ("a", "b"):
+        path = tmp_path / name / "faceanon.yaml"
+        path.parent.mkdir()
+        path.write_text(f"cameras:\n  - name: {name}\n    url: rtsp://127.0.0.1/{name}\n")
+        files.append(path)
+    a, b = (load_config(path)["state_dir"] for path in files)
+    assert a == str(legacy) and b != a
+    assert service_id(a) == "kept-from-before" and service_id(b) not in ("kept-from-before", service_id(a))
+    assert [load_config(path)["state_dir"] for path in files] == [a, b]  # the same folders at every start
+    named = tmp_path / "named.yaml"
+    named.write_text("state_dir: /srv/faceanon\ncameras:\n  - name: c\n    url: rtsp://127.0.0.1/c\n")
+    assert load_config(named)["state_dir"] == "/srv/faceanon"

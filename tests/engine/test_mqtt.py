@@ -170,12 +170,17 @@ async def test_each_camera_has_its_own_availability(mosquitto, listener, anonymi
 
 
 async def test_retained_topics_of_a_removed_camera_are_cleared(mosquitto, listener, anonymized_frames):
+    """A camera an earlier release published (its info carries no service id) is cleared, discovery included;
+    tests/engine/test_mqtt_shared.py has the service ids."""
     old = paho.Client(CallbackAPIVersion.VERSION2, client_id="old-service")
     old.connect("127.0.0.1", mosquitto.port)
     old.loop_start()
-    for sub, payload in (("snapshot", anonymized_frames[0].jpeg), ("available", b"online"), ("faces", b"2"),
-                         ("state", b"{}")):
-        old.publish(f"faceanon/garage/{sub}", payload, qos=1, retain=True).wait_for_publish(5)
+    stale = "homeassistant/sensor/faceanon/garage_faces/config"
+    for topic, payload in (*((f"faceanon/garage/{sub}", payload) for sub, payload in (
+            ("snapshot", anonymized_frames[0].jpeg), ("available", b"online"), ("faces", b"2"), ("state", b"{}"),
+            ("info", b'{"model": "centerface"}'))),
+            (stale, json.dumps({"state_topic": "faceanon/garage/faces"}).encode())):
+        old.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
     old.loop_stop()
     old.disconnect()
     await listener.until("faceanon/garage/snapshot")
@@ -183,8 +188,9 @@ async def test_retained_topics_of_a_removed_camera_are_cleared(mosquitto, listen
     publisher = MqttPublisher(config(mosquitto), [feed], VERSION)
     await publisher.start()
     try:
-        for sub in ("snapshot", "available", "faces", "state"):
-            assert await listener.until(f"faceanon/garage/{sub}", lambda p: p == b"") == b""
+        for topic in (*(f"faceanon/garage/{sub}" for sub in ("snapshot", "available", "faces", "state", "info")),
+                      stale):
+            assert await listener.until(topic, lambda p: p == b"") == b""
         feed.push(anonymized_frames[0])
         assert await listener.until("faceanon/lobby/snapshot") == anonymized_frames[0].jpeg  # its own stay
     finally:
@@ -196,12 +202,12 @@ CONTROL_ENTITIES = (("switch", "enabled"), ("select", "style"), ("select", "targ
 
 
 async def test_home_assistant_discovery(mosquitto, listener):
-    # A retained config of a camera since removed from the config: the publisher clears it.
-    stale = "homeassistant/sensor/faceanon/garage_faces/config"
+    # A retained config of one of its cameras' entities that it no longer publishes: the publisher clears it.
+    stale = "homeassistant/sensor/faceanon/lobby_old_faces/config"
     old = paho.Client(CallbackAPIVersion.VERSION2, client_id="old")
     old.connect("127.0.0.1", mosquitto.port)
     old.loop_start()
-    old.publish(stale, json.dumps({"state_topic": "faceanon/garage/faces", "unique_id": "faceanon_garage_faces"}),
+    old.publish(stale, json.dumps({"state_topic": "faceanon/lobby/faces", "unique_id": "faceanon_lobby_old_faces"}),
                 qos=1, retain=True).wait_for_publish(5)
     await listener.until(stale)
 

@@ -126,6 +126,59 @@ async def test_no_mqtt_section_starts_the_embedded_broker() -> None:
         await service.stop()
 
 
+async def test_the_demo_never_publishes_into_a_broker_it_was_not_given(mosquitto, caplog) -> None:
+    """A broker the user runs already holds the demo's port: the embedded broker takes a free port and says so in
+    one line; nothing of the demo reaches the user's broker."""
+    caplog.set_level("INFO", logger="faceanon.service")
+    theirs = Retained(mosquitto.port, "#")
+    cfg = validate({"cameras": [{"name": "demo", "url": str(SAMPLE_CLIP)}],
+                    "http": {"host": "127.0.0.1", "port": free_port()}})
+    service = Service(cfg, broker_port=mosquitto.port)
+    await service.start()
+    ours = None
+    try:
+        assert service.broker is not None and service.mqtt_cfg["port"] != mosquitto.port
+        assert f"port {mosquitto.port} on 127.0.0.1 is taken" in caplog.text
+        ours = Retained(service.mqtt_cfg["port"], "faceanon/#")
+        if service.publishers:
+            await eventually(lambda: ours.get("faceanon/demo/snapshot") is not None, 30, "the demo's snapshot")
+        assert theirs.last == {}
+    finally:
+        for sub in (theirs, ours):
+            if sub:
+                sub.close()
+        await service.stop()
+
+
+def test_the_embedded_broker_sends_a_retained_message_to_matching_subscriptions_only() -> None:
+    from faceanon.service import EmbeddedBroker
+
+    port = free_port()
+    broker = EmbeddedBroker("127.0.0.1", port)
+    broker.start()
+    subs = {}
+    try:
+        pub = Retained(port, "faceanon/demo/snapshot")
+        for topic in ("faceanon/demo/snapshot", "faceanon/demo/info", "homeassistant/camera/faceanon/x/config"):
+            pub.client.publish(topic, b"1", qos=1, retain=True).wait_for_publish(5)
+        pub.close()
+        filters = {"nomatch/#": 0, "faceanon/+/info": 1, "+/demo/#": 2, "faceanon": 0, "homeassistant/+/x/#": 0,
+                   "#": 3, "faceanon/demo/snapshot/#": 1, "$SYS/#": 0}
+        subs = {f: Retained(port, f) for f in filters}
+        # a subscription made after them sees all three: the others have had theirs by then
+        probe = Retained(port, "#")
+        deadline = time.monotonic() + 15
+        while len(probe.last) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        probe.close()
+        time.sleep(0.5)  # retained messages are sent at the subscription; a wrong one would have come by now
+        assert {f: len(sub.last) for f, sub in subs.items()} == filters
+    finally:
+        for sub in subs.values():
+            sub.close()
+        broker.stop()
+
+
 def test_main_rejects_a_bad_config_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     bad = tmp_path / "faceanon.yaml"
     bad.write_text("cameras:\n  - name: Lobby Cam\n    url: rtsp://nvr/lobby\n")

@@ -81,6 +81,20 @@ def discovery_configs(feeds: Iterable[CameraFeed], topic_prefix: str, discovery_
     return configs
 
 
+class _Removed:
+    """A camera known by its name alone: one no longer configured, whose discovery is to be cleared."""
+
+    controls = None
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def camera_config_topics(camera: str, topic_prefix: str, discovery_prefix: str) -> list[str]:
+    """Every discovery config topic a camera of this name has, its controls' included."""
+    return list(discovery_configs([_Removed(camera)], topic_prefix, discovery_prefix, ""))  # type: ignore[list-item]
+
+
 def control_entities(feed: CameraFeed) -> list[tuple[str, str, dict[str, Any]]]:
     """The camera's controls (faceanon.controls) as a switch, selects and numbers."""
     options = controls.options((getattr(feed, "controls", None) or {}).get("plan"))

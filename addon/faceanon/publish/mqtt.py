@@ -27,6 +27,7 @@ from faceanon import controls
 from faceanon.publish import CameraFeed, json_default, snapshot_interval
 from faceanon.publish.discovery import (
     STATE_PERIOD,
+    camera_config_topics,
     control_payload,
     control_value,
     discovery_configs,
@@ -77,6 +78,26 @@ class _Published:
         self.online = self.controls = None
 
 
+def ours_to_clear(info: bytes, service_id: str) -> bool:
+    """A removed camera's retained `info` says this service published it: its `service` is ours, or absent (an
+    earlier release wrote none, and every running service has stamped its own since it connected)."""
+    try:
+        owner = json.loads(info).get("service")
+    except (ValueError, AttributeError):
+        return False
+    return not owner or owner == service_id
+
+
+def config_camera(payload: bytes, prefix: str) -> str | None:
+    """The camera a retained discovery config is for: the level after the prefix in its topics."""
+    try:
+        config = json.loads(payload)
+        topic = next(config[k] for k in ("topic", "state_topic", "command_topic") if isinstance(config.get(k), str))
+    except (ValueError, AttributeError, StopIteration):
+        return None
+    return topic[len(prefix) + 1:].split("/", 1)[0] if topic.startswith(f"{prefix}/") else None
+
+
 def default_client_id(topic_prefix: str) -> str:
     """Unique per process: two services on one broker (or a restart racing its old session) never share an id,
     which would make the broker drop one of them every time the other connects."""
@@ -88,8 +109,12 @@ class MqttPublisher:
 
     def __init__(self, mqtt_config: dict[str, Any], feeds: Iterable[CameraFeed], version: str,
                  claimed: Callable[[], bool] | None = None,
-                 set_controls: Callable[..., Awaitable[dict[str, Any]]] | None = None) -> None:
+                 set_controls: Callable[..., Awaitable[dict[str, Any]]] | None = None,
+                 service_id: str = "") -> None:
         cfg = mqtt_config or {}
+        # Stamped on every camera's retained `info`: the clean-up of cameras no longer configured clears only the
+        # topics this service published, never those of another service on the same broker and prefix.
+        self.service_id = service_id
         self.feeds = list(feeds)
         self.version = version
         self.host: str = cfg.get("host") or "127.0.0.1"
@@ -113,6 +138,7 @@ class MqttPublisher:
                                           commands=self.commands)
         self._published = {feed.name: _Published() for feed in self.feeds}
         self._cameras = {feed.name for feed in self.feeds}
+        self._others: set[str] = set()  # cameras under our prefix that another service publishes (logged once)
         self._connected = threading.Event()
         self._stopping = False
         self._unreachable_logged = self._refused_logged = False  # log a failing broker once, not every retry
@@ -175,8 +201,9 @@ class MqttPublisher:
         self._unreachable_logged = self._refused_logged = False
         log.info("mqtt: connected to %s:%d", self.host, self.port)
         client.publish(self.available_topic, "online", qos=1, retain=True)
-        # Retained topics of cameras no longer configured are found (their `available` or `state`) and cleared.
-        client.subscribe([(f"{self.prefix}/+/available", 1), (f"{self.prefix}/+/state", 1)])
+        # Retained topics of cameras no longer configured are found by their `info` and cleared when this service
+        # published them (ours_to_clear).
+        client.subscribe(f"{self.prefix}/+/info", 1)
         if self.set_controls is not None:
             client.subscribe(f"{self.prefix}/+/+/set", 1)
         if self.discovery:
@@ -204,16 +231,24 @@ class MqttPublisher:
         if msg.topic.startswith(f"{self.prefix}/"):
             camera = msg.topic[len(self.prefix) + 1:].split("/", 1)[0]
             if msg.payload and msg.retain and camera not in self._cameras:
-                log.info("mqtt: clearing the retained topics of camera %s, no longer configured", camera)
-                for sub in CAMERA_TOPICS:
-                    client.publish(f"{self.prefix}/{camera}/{sub}", b"", qos=1, retain=True)
+                if ours_to_clear(msg.payload, self.service_id):
+                    log.info("mqtt: clearing the retained topics of camera %s, no longer configured", camera)
+                    for topic in (*(f"{self.prefix}/{camera}/{sub}" for sub in CAMERA_TOPICS),
+                                  *self._config_topics(camera)):
+                        client.publish(topic, b"", qos=1, retain=True)
+                elif camera not in self._others:
+                    self._others.add(camera)
+                    log.info("mqtt: camera %s under %s/ belongs to another service; left as it is", camera,
+                             self.prefix)
             return
         if msg.topic == self.ha_status_topic:
             if msg.payload == b"online" and self._loop is not None:
                 self._loop.call_soon_threadsafe(self._publish_discovery)
-        elif msg.payload and msg.topic not in self._configs:
-            # A retained config under our node that we no longer publish (a camera no longer configured, an entity
-            # renamed): clear it, so Home Assistant removes the entity.
+        elif (msg.payload and msg.topic not in self._configs
+              and config_camera(msg.payload, self.prefix) in self._cameras):
+            # A retained config of one of our cameras that we no longer publish (an entity renamed or withdrawn):
+            # clear it, so Home Assistant removes the entity. A removed camera's configs go with its topics (above);
+            # another service's cameras under the same node are left alone.
             log.info("mqtt: removing a discovery config no longer published: %s", msg.topic)
             client.publish(msg.topic, b"", qos=1, retain=True)
 
@@ -261,6 +296,12 @@ class MqttPublisher:
             return False
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         return info.rc == paho.MQTT_ERR_SUCCESS
+
+    def _config_topics(self, camera: str) -> list[str]:
+        """Every discovery config topic a camera of this name has (or had, with MQTT commands on)."""
+        if not self.discovery:
+            return []
+        return camera_config_topics(camera, self.prefix, self.discovery_prefix)
 
     def _publish_discovery(self) -> None:
         if not self.discovery:
@@ -330,7 +371,8 @@ class MqttPublisher:
         online = bool(status.get("online"))
         if online != done.online and self._send(f"{base}/available", "online" if online else "offline", qos=1):
             done.online = online
-        info = json.dumps({key: status.get(key) for key in INFO_KEYS}, default=json_default)
+        info = json.dumps({**{key: status.get(key) for key in INFO_KEYS}, "service": self.service_id},
+                          default=json_default)
         if info != done.info and self._send(f"{base}/info", info):
             done.info = info
         states = {key: control_payload(key, value) for key, value in (status.get("controls") or {}).items()}
