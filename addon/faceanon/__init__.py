@@ -8,3 +8,16 @@ import os
 # read, ORT_TELEMETRY_DISABLED the documented one of later releases. A user who sets either keeps their value.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("ORT_TELEMETRY_DISABLED", "1")
+
+
+def version() -> str:
+    """The running faceanon's version: the installed distribution's; in the add-on image, where the code runs from
+    its folder without package metadata, the app's own version (FACEANON_VERSION, set from the Supervisor's
+    BUILD_VERSION, which is config.yaml's); else 0+unknown."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("faceanon")
+    except PackageNotFoundError:
+        return os.environ.get("FACEANON_VERSION") or "0+unknown"

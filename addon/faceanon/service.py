@@ -17,11 +17,11 @@ import threading
 import time
 from collections import deque
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, ClassVar
 
 import cv2
 
+import faceanon
 from faceanon.claim import IntegrationClaim
 from faceanon.config import ConfigError, load_config
 from faceanon.controls import ControlError, ControlStore, changed
@@ -33,13 +33,6 @@ from faceanon.source.base import one_line, redact, shown
 
 log = logging.getLogger("faceanon.service")
 EMBEDDED_BROKER = {"host": "127.0.0.1", "port": 1883}
-
-
-def package_version() -> str:
-    try:
-        return version("faceanon")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def setup_logging(level: str) -> None:
@@ -150,7 +143,7 @@ class StartError(RuntimeError):
 class Service:
     def __init__(self, cfg: dict, broker_port: int = EMBEDDED_BROKER["port"]) -> None:
         self.cfg = cfg
-        self.version = package_version()
+        self.version = faceanon.version()
         self.started_at = time.monotonic()
         self.service_id = service_id(cfg.get("state_dir"), cfg["http"]["port"])
         self.claim = IntegrationClaim(state_dir(cfg.get("state_dir")))  # Home Assistant's integration has us

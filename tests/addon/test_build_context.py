@@ -127,6 +127,30 @@ def test_labels(dockerfile: list, config: dict) -> None:
     assert default == [f"BUILD_VERSION={config['version']}"]
 
 
+def test_one_version_for_the_package_the_app_and_the_running_image(dockerfile: list, config: dict,
+                                                                   monkeypatch) -> None:
+    """pyproject's version is the app's (config.yaml); the image, whose code has no package metadata, reports the
+    version the Supervisor builds it with (BUILD_VERSION) instead of 0+unknown."""
+    import importlib.metadata
+    import tomllib
+
+    import faceanon
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["version"] == config["version"]
+    envs = " ".join(args for word, args in dockerfile if word == "ENV")
+    assert 'FACEANON_VERSION="${BUILD_VERSION}"' in envs
+
+    def not_installed(_name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError("faceanon")
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    monkeypatch.setenv("FACEANON_VERSION", config["version"])
+    assert faceanon.version() == config["version"]
+    monkeypatch.delenv("FACEANON_VERSION")
+    assert faceanon.version() == "0+unknown"
+
+
 def test_s6_service_layout() -> None:
     service = S6 / "faceanon"
     assert (service / "type").read_text().strip() == "longrun"

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 
+import faceanon
 from faceanon import defaults
 from faceanon.cli.common import (
     EXIT_INTERRUPTED,
@@ -42,21 +43,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return int(serve(args.config) or 0)
 
 
-def version() -> str:
-    try:
-        from importlib.metadata import version as dist_version
-
-        return dist_version("faceanon")
-    except Exception:  # not installed as a distribution (running from a source tree)
-        return "unknown"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Anonymize faces in images, videos and camera streams.",
         epilog="Exit status: 0 ok, 1 some input failed, 2 could not start, 130 interrupted. "
                "Run `faceanon COMMAND -h` for a command's options.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {faceanon.version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("image", help="anonymize image files or folders (mirrored under -o)",
