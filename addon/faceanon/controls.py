@@ -38,13 +38,12 @@ class ControlError(ValueError):
     """A change the camera schema refuses; the message names the control and the reason."""
 
 
-def options(plan: str | None = None) -> dict[str, Any]:
+def options(*own: str | None) -> dict[str, Any]:
     """What each control takes: the selects' options and the numbers' ranges, all within the protection floor. A
-    camera's plan that is a spec of its own (`1+2x<=2048`, the live preset's `0.75x<=1920>=640`) is among the plan
-    options too."""
+    camera's own plans (the one it runs and the one its config gives it, which may be specs such as `1+2x<=2048` or
+    the live preset's `0.75x<=1920>=640`) are among the plan options too, so a changed plan can be set back."""
     plans = [name for name in PLANS if floors.plan_below({"plan": name}) is None]
-    if plan and plan not in plans:
-        plans.append(plan)
+    plans += [plan for plan in dict.fromkeys(own) if plan and plan not in plans]
     return {"style": [floors.STYLE], "target": list(TARGETS), "plan": plans, **NUMBERS}
 
 

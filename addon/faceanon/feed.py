@@ -103,6 +103,7 @@ class CameraFeed:
         self.enabled = True  # False: the camera is off (config or control): it reads and publishes nothing
         self.setup_error: str | None = None  # why the camera could not even be set up (it then runs no pipeline)
         self.controls: dict = {}  # the camera's controls as they act now (faceanon.controls.values)
+        self.configured_plan: str | None = None  # the plan its config file gives it (a control may have changed it)
         self.seq = 0
         self._latest: Anonymized | None = None
         self._changed = asyncio.Event()
@@ -285,6 +286,7 @@ class CameraFeed:
             "min_face_px": self.min_face_px,
             "people_without_face_s": round(self.blind_for(now), 1),
             "controls": dict(self.controls),
+            "configured_plan": self.configured_plan,
         }
 
 

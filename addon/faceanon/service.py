@@ -158,6 +158,8 @@ class Service:
         # One feed per configured camera, on or off, for the service's lifetime: publishers hold them.
         self.feed_of = {name: CameraFeed(name, count_hold_s=cam["count_hold_seconds"])
                         for name, cam in self.cameras.items()}
+        for name, feed in self.feed_of.items():  # the plan to set back to from a control
+            feed.configured_plan = control_values(self.file_cameras[name], cfg["detector"])["plan"]
         self.running: dict[str, tuple[CameraPipeline, asyncio.Task]] = {}
         self.worker = None  # the snapshot job worker (faceanon.worker) when jobs.enabled
         self._worker_task: asyncio.Task | None = None

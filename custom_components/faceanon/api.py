@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field, fields, replace
@@ -14,7 +15,9 @@ import aiohttp
 from yarl import URL
 
 REQUEST_TIMEOUT = 10
-EVENTS_IDLE_TIMEOUT = 45  # the service sends something at least every 15 s: silence this long is a dead stream
+# Silence on the event stream this long is a dead or frozen service: services that say how often they send a
+# keep-alive (`: keepalive <s>`, the first line) get three of those and 2 s; older ones (every 15 s) 45 s.
+EVENTS_IDLE_TIMEOUT = 45.0
 RTSP_USER = "faceanon"  # the service's RTSP server takes this user with the token as password
 
 
@@ -24,6 +27,10 @@ class FaceanonError(Exception):
 
 class FaceanonConnectionError(FaceanonError):
     """The service cannot be reached (refused, timed out, reset)."""
+
+
+class FaceanonStalledError(FaceanonConnectionError):
+    """The service holds the connection open and sends nothing: frozen (SIGSTOP, a hung host) or cut off."""
 
 
 class FaceanonAuthError(FaceanonError):
@@ -90,6 +97,7 @@ class CameraStatus:
     enabled: bool = True  # False: the camera is off (it reads and publishes nothing)
     people: int | None = None  # people in view, with the head and person targets (their person detector)
     controls: Controls | None = None
+    configured_plan: str | None = None  # the plan the camera's config gives it: always among the plan options
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
@@ -140,32 +148,46 @@ class FaceanonClient:
     async def health(self) -> Health:
         data = await self._get_json("/api/health")
         service_id = data.get("id")
-        return Health(data["status"], data["version"], int(data["cameras"]), list(data.get("degraded", [])),
-                      str(service_id) if service_id else None)
+        try:
+            return Health(str(data["status"]), str(data["version"]), int(data["cameras"]),
+                          list(data.get("degraded", [])), str(service_id) if service_id else None)
+        except (KeyError, TypeError, ValueError) as err:  # some other service's health check
+            raise FaceanonError(f"{self.url}/api/health: not the faceanon API ({err!r})") from err
 
     async def cameras(self) -> ServiceState:
         return _service_state(await self._get_json("/api/cameras"))
 
     async def events(self) -> AsyncIterator[ServiceState]:
         """`GET /api/events`: the cameras' status each time the service pushes it (a change, or every 30 s),
-        until the stream ends. Raises FaceanonConnectionError when it cannot be opened or breaks."""
+        until the stream ends. Raises FaceanonConnectionError when it cannot be opened or breaks, and
+        FaceanonStalledError when it stays silent past the keep-alives the service announced."""
+        idle = EVENTS_IDLE_TIMEOUT
         try:
             async with self._session.get(
                 self.url / "api" / "events",
                 headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=REQUEST_TIMEOUT, sock_read=EVENTS_IDLE_TIMEOUT),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=REQUEST_TIMEOUT),
             ) as response:
                 self._raise_for_status(response)
                 event = ""
-                async for raw in response.content:
+                while True:
+                    async with asyncio.timeout(idle):
+                        raw = await response.content.readline()
+                    if not raw:
+                        raise FaceanonConnectionError(f"{self.url}/api/events: the service closed the stream")
                     line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                    if line.startswith("event:"):
+                    if line.startswith(": keepalive "):
+                        with contextlib.suppress(ValueError):
+                            idle = min(EVENTS_IDLE_TIMEOUT, 3 * float(line[12:]) + 2.0)
+                    elif line.startswith("event:"):
                         event = line[6:].strip()
                     elif line.startswith("data:") and event == "cameras":
                         data = json.loads(line[5:])
                         if isinstance(data, dict):
                             yield _service_state(data)
-        except (TimeoutError, aiohttp.ClientError, ValueError) as err:
+        except TimeoutError as err:
+            raise FaceanonStalledError(f"{self.url}/api/events: nothing for {idle:g} s") from err
+        except (aiohttp.ClientError, ValueError) as err:
             raise FaceanonConnectionError(f"{self.url}/api/events: {str(err) or type(err).__name__}") from err
 
     def rtsp_url(self, camera: str, port: int) -> str:
@@ -252,7 +274,9 @@ class FaceanonClient:
             async with asyncio.timeout(REQUEST_TIMEOUT):
                 async with self._session.get(self.url.with_path(path), headers=self._headers) as response:
                     self._raise_for_status(response)
-                    data = await response.json()
+                    data = await response.json(content_type=None)
+        except ValueError as err:  # an answer, but not JSON: a router's page, another web application
+            raise FaceanonError(f"{self.url}{path}: not the faceanon API (no JSON)") from err
         except (TimeoutError, aiohttp.ClientError) as err:
             raise FaceanonConnectionError(f"{self.url}: {str(err) or type(err).__name__}") from err
         if not isinstance(data, dict):

@@ -12,7 +12,7 @@ from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
-from .api import FaceanonAuthError, FaceanonClient, FaceanonError, ServiceState
+from .api import FaceanonAuthError, FaceanonClient, FaceanonError, FaceanonStalledError, ServiceState
 from .const import DOMAIN, FALLBACK_INTERVAL, LOGGER, SCAN_INTERVAL
 
 
@@ -48,7 +48,9 @@ class FaceanonCoordinator(DataUpdateCoordinator[ServiceState]):
 
     async def listen(self) -> None:
         """Take the service's pushed updates (`/api/events`) for as long as the entry is loaded; while they flow
-        the poll only backs them up (every FALLBACK_INTERVAL); when the stream breaks, polling resumes and the
+        the poll only backs them up (every FALLBACK_INTERVAL). When the stream breaks, the service is polled at
+        once (a stopped one is unavailable within a second, a changed token asks for reauth) and every
+        SCAN_INTERVAL after; a stream gone silent (a frozen service) makes the entities unavailable at once. The
         stream is opened again with backoff."""
         delay = 1.0
         while True:
@@ -61,9 +63,15 @@ class FaceanonCoordinator(DataUpdateCoordinator[ServiceState]):
                     self._accept(state)
                     self.async_set_updated_data(state)
                     delay = 1.0
+            except FaceanonStalledError as err:
+                LOGGER.debug("faceanon %s: push updates stalled (%s)", self.client.url, err)
+                self.async_set_update_error(UpdateFailed(
+                    translation_domain=DOMAIN, translation_key="update_error",
+                    translation_placeholders={"error": str(err)}))
             except FaceanonError as err:
                 LOGGER.debug("faceanon %s: push updates unavailable (%s); polling", self.client.url, err)
             self.update_interval = SCAN_INTERVAL
+            await self.async_refresh()  # now, not at the poll scheduled FALLBACK_INTERVAL after the last one
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 

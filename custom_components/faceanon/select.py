@@ -53,9 +53,12 @@ class FaceanonSelect(FaceanonControlEntity, SelectEntity):
     def options(self) -> list[str]:
         offered = self.coordinator.data.control_options.get(self.entity_description.key)
         options = [str(option) for option in offered] if isinstance(offered, list) else []
-        current = self.current_option
-        if current and current not in options:  # a plan of the camera's own (`0.75x<=1920>=640`) is an option too
-            options.append(current)
+        # The camera's own plans (`0.75x<=1920>=640`) are options too: the one it runs and the one its config gives
+        # it, so that a changed plan can be set back from Home Assistant.
+        own = [self.current_option]
+        if self.entity_description.key == "plan":
+            own.append(self.coordinator.data.cameras[self.camera].configured_plan)
+        options += [option for option in dict.fromkeys(own) if option and option not in options]
         return options
 
     async def async_select_option(self, option: str) -> None:

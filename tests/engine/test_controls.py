@@ -268,3 +268,10 @@ async def test_controls_over_http_and_mqtt_are_kept_and_off_publishes_nothing(mo
         assert service.feed_of["demo"].status()["controls"]["enabled"] is False
     finally:
         await service.stop()
+
+
+def test_the_plan_options_keep_the_configured_plan_after_a_change() -> None:
+    """A camera whose plan a control changed still offers the one its config gives it (to set it back)."""
+    plans = controls.options("balanced", "0.75x<=1920>=640")["plan"]
+    assert "0.75x<=1920>=640" in plans and "balanced" in plans and len(plans) == len(set(plans))
+    assert controls.options("1+2x<=2048", "0.75x<=1920>=640")["plan"][-2:] == ["1+2x<=2048", "0.75x<=1920>=640"]

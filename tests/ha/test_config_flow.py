@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from custom_components.faceanon.const import DOMAIN
 from homeassistant.config_entries import SOURCE_HASSIO, SOURCE_USER, ConfigEntryState
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
@@ -202,6 +203,44 @@ async def test_a_server_that_is_not_faceanon(hass: HomeAssistant, service: Servi
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(tmp_path)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
+    try:
+        await hass.async_add_executor_job(wait_port, port)
+        result = await _user_flow(hass, entry_data(service, port=port))
+        assert result["type"] is FlowResultType.FORM and result["errors"] == {"base": "not_faceanon"}
+    finally:
+        other.terminate()
+        other.wait(10)
+
+
+OTHER_SERVER = """
+import http.server, sys
+body, kind = sys.argv[2].encode(), sys.argv[3]
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+@pytest.mark.parametrize(("body", "kind"), [
+    ("<html><body>Router login</body></html>", "text/html"),  # every path answers 200 with a page
+    ('{"status": "ok"}', "application/json"),  # another service's health check
+])
+async def test_a_server_that_answers_200_but_is_not_faceanon(
+    hass: HomeAssistant, service: Service, tmp_path: Path, body: str, kind: str
+) -> None:
+    """Says "not a faceanon service", not "failed to connect" or "unexpected error" (and no traceback)."""
+    script = tmp_path / "other.py"
+    script.write_text(OTHER_SERVER)
+    port = free_port()
+    other = subprocess.Popen([sys.executable, str(script), str(port), body, kind],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         await hass.async_add_executor_job(wait_port, port)
         result = await _user_flow(hass, entry_data(service, port=port))

@@ -299,3 +299,48 @@ async def test_push_updates_arrive_within_a_second(hass: HomeAssistant, service:
         assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         camera.stop()
+
+
+async def test_a_stopped_or_frozen_service_is_unavailable_within_seconds(
+    hass: HomeAssistant, service: Service
+) -> None:
+    """With push updates on (polling every 60 s), a service that freezes (SIGSTOP: its event stream goes silent
+    past the keep-alives it announced) or stops (the stream closes, the poll that follows at once fails) makes the
+    entities unavailable within 10 s; one that comes back is available again."""
+    import os
+    import signal
+
+    entry = MockConfigEntry(domain=DOMAIN, title="faceanon", unique_id=service.service_id, data=entry_data(service))
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator = entry.runtime_data.coordinator
+
+    async def pushed() -> None:
+        for _ in range(200):
+            if coordinator.update_interval == FALLBACK_INTERVAL and coordinator.last_update_success:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError("the event stream did not open")
+
+    async def unavailable_after(what: str) -> float:
+        began = time.monotonic()
+        while hass.states.get(camera).state != STATE_UNAVAILABLE:
+            assert time.monotonic() - began < 10.0, f"still available 10 s after the service {what}"
+            await asyncio.sleep(0.1)
+        return time.monotonic() - began
+
+    await pushed()
+    camera = entity_id(hass, entry, "walk", "camera")
+    assert camera is not None and hass.states.get(camera).state != STATE_UNAVAILABLE
+    assert service.proc is not None
+    os.kill(service.proc.pid, signal.SIGSTOP)
+    try:
+        await unavailable_after("froze")
+    finally:
+        os.kill(service.proc.pid, signal.SIGCONT)
+    await pushed()  # back: the stream opens again and the entities with it
+    assert hass.states.get(camera).state != STATE_UNAVAILABLE
+    await hass.async_add_executor_job(service.stop)
+    await unavailable_after("stopped")
+    assert await hass.config_entries.async_unload(entry.entry_id)

@@ -97,7 +97,8 @@ def camera_config_topics(camera: str, topic_prefix: str, discovery_prefix: str) 
 
 def control_entities(feed: CameraFeed) -> list[tuple[str, str, dict[str, Any]]]:
     """The camera's controls (faceanon.controls) as a switch, selects and numbers."""
-    options = controls.options((getattr(feed, "controls", None) or {}).get("plan"))
+    plan = (getattr(feed, "controls", None) or {}).get("plan")
+    options = controls.options(plan, getattr(feed, "configured_plan", None))
     number = {"mode": "slider"}
     return [
         ("switch", "enabled", {"name": "Camera", "payload_on": "ON", "payload_off": "OFF", "icon": "mdi:cctv"}),

@@ -3,7 +3,9 @@
 An event `cameras` carries the body of `GET /api/cameras`. It goes out at once on connecting; then within
 CHECK_S of a change in any camera's face count, privacy state, online state, controls or set of cameras; and at
 least every REFRESH_S for the figures (fps, latency) that move all the time. A comment line every KEEPALIVE_S keeps
-proxies from closing an idle stream. Home Assistant's integration listens here and polls only while it cannot.
+proxies from closing an idle stream and tells a listener the service is alive: the first line, `: keepalive <s>`,
+says how often, so Home Assistant takes a few seconds of silence for a frozen service (SIGSTOP, a hung host). Home
+Assistant's integration listens here and polls only while it cannot.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from aiohttp import web
 
 CHECK_S = 0.2
 REFRESH_S = 30.0
-KEEPALIVE_S = 15.0
+KEEPALIVE_S = 2.0
 MAX_LISTENERS = 16
 
 
@@ -43,6 +45,7 @@ class EventStream:
         self.listeners += 1
         try:
             await response.prepare(request)
+            await response.write(f": keepalive {KEEPALIVE_S:g}\n\n".encode())
             sent, sent_at, alive_at = None, 0.0, time.monotonic()
             while not self.closing.is_set():
                 body = self.body()

@@ -360,7 +360,8 @@ class HttpServer:
             except controls.ControlError as err:
                 return json_error(400, str(err))
         values = dict(getattr(feed, "controls", {}))
-        return web.json_response({"name": feed.name, "values": values, "options": controls.options(values.get("plan"))})
+        return web.json_response({"name": feed.name, "values": values, "options": controls.options(values.get("plan"),
+                                                                             getattr(feed, "configured_plan", None))})
 
     async def _service(self, _request: web.Request) -> web.Response:
         """The web page's service panel: version, uptime, MQTT, detectors, restream, Home Assistant."""
