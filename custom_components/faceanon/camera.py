@@ -32,6 +32,9 @@ class FaceanonCamera(FaceanonEntity, Camera):
     def __init__(self, coordinator: FaceanonCoordinator, camera: str) -> None:
         FaceanonEntity.__init__(self, coordinator, camera, ANONYMIZED)
         Camera.__init__(self)
+        # The camera is the device's main feature: named after it (`camera.lobby`), as the service's MQTT discovery
+        # names it, so the MQTT -> integration hand-over keeps its entity id.
+        self._attr_name = None
 
     @property
     def supported_features(self) -> CameraEntityFeature:

@@ -71,7 +71,7 @@ async def test_devices_and_entities(hass: HomeAssistant, entry: MockConfigEntry,
         assert eid is not None, key
         assert er.async_get(hass).async_get(eid).device_id == camera.id
         assert hass.states.get(eid).state != STATE_UNAVAILABLE, key
-    assert entity_id(hass, entry, "walk", "camera") == "camera.walk_anonymized"
+    assert entity_id(hass, entry, "walk", "camera") == "camera.walk"  # named after its device, as MQTT's
     assert hass.states.get(entity_id(hass, entry, "walk", "online")).state == STATE_ON
     assert hass.states.get(entity_id(hass, entry, "walk", "privacy_degraded")).state == STATE_OFF
     # Neither the token nor the service's address reach the state machine.
