@@ -46,6 +46,8 @@ SENSORS: tuple[FaceanonSensorDescription, ...] = (
         native_unit_of_measurement="fps",
         state_class=SensorStateClass.MEASUREMENT,
         entity_category=EntityCategory.DIAGNOSTIC,
+        # Off until the user turns them on: the figures move every update and wrote most of the recorder's rows.
+        entity_registry_enabled_default=False,
         suggested_display_precision=1,
         value=lambda status: status.fps,
     ),
@@ -56,6 +58,7 @@ SENSORS: tuple[FaceanonSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfTime.MILLISECONDS,
         state_class=SensorStateClass.MEASUREMENT,
         entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
         suggested_display_precision=0,
         value=lambda status: status.detect_ms_p95,
     ),
