@@ -345,7 +345,7 @@ def check_floors(cfg: dict) -> None:
             raise ConfigError(f"cameras[{i}].{key}: {why}; to run this camera so anyway, set cameras[{i}]."
                               f"unsafe_settings to {floors.OVERRIDE!r} (it then reports privacy degraded)")
     jobs = cfg["jobs"]
-    weak = floors.below({"style": jobs["style"], "margin": jobs["margin"]}, ("style", "margin"))
+    weak = floors.below({"style": jobs["style"], "margin": jobs["margin"]}, ("style", "margin"), still=True)
     if jobs["enabled"] and weak and not floors.allowed(jobs):
         key, why = next(iter(weak.items()))
         raise ConfigError(f"jobs.{key}: {why}; to run the jobs so anyway, set jobs.unsafe_settings to "

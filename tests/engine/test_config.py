@@ -185,7 +185,7 @@ def test_a_camera_without_a_margin_or_plan_of_its_own_gets_its_presets() -> None
     from faceanon import defaults
     from faceanon.pipeline import mask_style, stream_plan
 
-    cameras = [cam(), cam(name="door", preset="video", detect_size=1920), cam(name="yard", margin=0.45)]
+    cameras = [cam(), cam(name="door", preset="video", detect_size=1920), cam(name="yard", margin=0.55)]
     cfg = validate({"cameras": cameras})
     live, video, yard = cfg["cameras"]
     assert stream_plan(live, cfg["detector"]) == defaults.PRESETS["live"].stream(model="centerface-int8")
@@ -193,7 +193,7 @@ def test_a_camera_without_a_margin_or_plan_of_its_own_gets_its_presets() -> None
     assert stream_plan(video, cfg["detector"]).full.passes != defaults.PRESETS["video"].stream().full.passes
     assert mask_style(live).margin == defaults.LIVE_MARGIN == 0.7
     assert mask_style(video).margin == defaults.DEFAULT_MARGIN == 0.5
-    assert mask_style(yard).margin == 0.45
+    assert mask_style(yard).margin == 0.55
 
 
 @pytest.mark.parametrize(("change", "key"), [

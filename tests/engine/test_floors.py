@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import FIXTURES, free_port
 from faceanon import controls, floors
-from faceanon.config import CAMERA, validate
+from faceanon.config import CAMERA, ConfigError, validate
 from faceanon.detect.shared import Detectors
 from faceanon.leak import changed_pixels, ellipse_share
 from faceanon.service import Service
@@ -91,6 +91,17 @@ def test_just_past_each_extreme_is_refused_with_the_reason() -> None:
     weak = CAMERA({**cam, "style": "blur", "unsafe_settings": floors.OVERRIDE})
     assert controls.changed(weak, {"style": "fill"})["style"] == "fill"
     assert controls.changed(weak, {"target": "head"})["target"] == "head"
+
+
+def test_the_margin_floor_is_the_cameras_and_the_still_images_own() -> None:
+    """Cameras and videos keep masks at least 0.5 of the face wider than the box (live at 0.4 let 1.54x the
+    default's face-frames of the walkers clips through); snapshot jobs, like stills, 0.4 (their default)."""
+    cam = {"name": "lobby", "url": "rtsp://127.0.0.1/lobby"}
+    with pytest.raises(ConfigError, match=r"cameras\[0\]\.margin: 0.45 is under the protection floor \(0.5\)"):
+        validate({"cameras": [{**cam, "margin": 0.45}]})
+    assert validate({"cameras": [{**cam, "margin": 0.5}]})["cameras"][0]["margin"] == 0.5
+    assert floors.below({"margin": 0.4}, ("margin",), still=True) == {}
+    assert "margin" in floors.below({"margin": 0.35}, ("margin",), still=True)
 
 
 async def test_a_camera_run_below_the_floor_reads_privacy_degraded_and_says_why(tmp_path, caplog) -> None:
