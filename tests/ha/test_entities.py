@@ -347,3 +347,27 @@ async def test_a_stopped_or_frozen_service_is_unavailable_within_seconds(
     await hass.async_add_executor_job(service.stop)
     await unavailable_after("stopped")
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_changed_token_asks_for_reauth_within_seconds(hass: HomeAssistant, service: Service) -> None:
+    """With push updates on (polling every 60 s), a service back with another token asks for reauth within 10 s
+    of answering again, without waiting for the 60 s poll."""
+    entry = MockConfigEntry(domain=DOMAIN, title="faceanon", unique_id=service.service_id, data=entry_data(service))
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator = entry.runtime_data.coordinator
+    for _ in range(200):
+        if coordinator.update_interval == FALLBACK_INTERVAL:
+            break
+        await asyncio.sleep(0.1)
+    assert coordinator.update_interval == FALLBACK_INTERVAL
+    await hass.async_add_executor_job(service.stop)
+    await hass.async_add_executor_job(lambda: service.start(token="rotated-again"))
+    answering = time.monotonic()
+    while not hass.config_entries.flow.async_progress_by_handler(DOMAIN):
+        assert time.monotonic() - answering < 10.0, "no reauth 10 s after the service answered with a new token"
+        await asyncio.sleep(0.1)
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == ["reauth"]
+    assert await hass.config_entries.async_unload(entry.entry_id)
