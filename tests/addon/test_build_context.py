@@ -105,6 +105,14 @@ def test_requirements_are_what_gets_installed(dockerfile: list) -> None:
              (ADDON / "requirements.txt").read_text().splitlines() if line.strip() and not line.startswith("#")}
     for needed in ("paho-mqtt", "voluptuous", "pyyaml", "aiohttp", "onnxruntime", "opencv-python-headless"):
         assert needed in names, needed
+    # Installed at the pinned versions CI tests (addon/constraints.txt, tools/deps/constraints.py): every
+    # requirement is pinned there, and pip installs with it.
+    assert re.search(rf"pip3? install -c {re.escape(copies['constraints.txt'])}", runs), "pip must use the pins"
+    pins = {line.split("==")[0].lower() for line in (ADDON / "constraints.txt").read_text().splitlines()
+            if "==" in line and not line.startswith("#")}
+    remote = {re.split(r"[<>=!~\[; ]", line.strip())[0].lower() for line in
+              (ADDON / "requirements-remote.txt").read_text().splitlines() if line.strip() and not line.startswith("#")}
+    assert names | remote <= pins, sorted((names | remote) - pins)
     env = " ".join(args for word, args in dockerfile if word == "ENV")
     assert "/opt/venv/bin" in env, "python3 in the run script must be the venv's"
     assert "/usr/src/faceanon" in env and copies["faceanon"].rstrip("/") == "/usr/src/faceanon/faceanon"
