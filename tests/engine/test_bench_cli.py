@@ -62,3 +62,25 @@ def test_bench_subcommand_dispatch(name: str):
     with pytest.raises(SystemExit) as exit_info:
         main(["bench", name, "--help"])
     assert exit_info.value.code == 0
+
+
+def test_the_bench_keeps_to_its_budget_however_slow_a_look_is(monkeypatch) -> None:
+    """A looker that takes 10 s a call (virtual time): one round at most, and pairs not reached by the bench's
+    limit are left unmeasured (NaN) instead of stretching the budget (547 s for a stated 30 s before)."""
+    import numpy as np
+    from faceanon.bench import stages
+
+    clock = [1000.0]
+    monkeypatch.setattr(stages.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(stages.time, "perf_counter", lambda: clock[0])
+
+    def slow(_frame) -> None:
+        clock[0] += 10.0
+
+    frames = {(640, 360): np.zeros((360, 640, 3), np.uint8), (1280, 720): np.zeros((720, 1280, 3), np.uint8)}
+    out = stages.measure_lookers({"a": slow, "b": slow}, frames, budget_s=5.0, give_up=clock[0] + 60.0)
+    # 60 s reach the first pair (1 untimed + 4 timed calls) and the start of the second; the rest is not measured.
+    assert clock[0] <= 1000.0 + 60.0 + 5 * 10.0
+    assert out["a"]["640x360"] == 10_000.0 and out["a"]["runs"] == 1
+    measured = [out[n][s] for n in "ab" for s in ("640x360", "1280x720")]
+    assert sum(v == v for v in measured) == 2 and sum(v != v for v in measured) == 2  # NaN for the rest
