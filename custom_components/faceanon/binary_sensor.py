@@ -1,4 +1,4 @@
-"""Per-camera problems: privacy degraded, and whether the camera's frames arrive."""
+"""Per camera: someone there (occupancy), privacy degraded, and whether the camera's frames arrive."""
 
 from __future__ import annotations
 
@@ -29,6 +29,14 @@ class FaceanonBinarySensorDescription(BinarySensorEntityDescription):
 
 
 BINARY_SENSORS: tuple[FaceanonBinarySensorDescription, ...] = (
+    # As Frigate's occupancy sensors: on while the service counts a face, or a person with the head and person
+    # targets (both counts held for count_hold_seconds by the service, so it does not flicker).
+    FaceanonBinarySensorDescription(
+        key="occupancy",
+        translation_key="occupancy",
+        device_class=BinarySensorDeviceClass.OCCUPANCY,
+        is_on=lambda status: status.faces > 0 or (status.people or 0) > 0,
+    ),
     FaceanonBinarySensorDescription(
         key="privacy_degraded",
         translation_key="privacy_degraded",

@@ -219,13 +219,14 @@ async def test_home_assistant_discovery(mosquitto, listener):
                     for cam in ("lobby", "back_door")
                     for component, key in (("camera", "snapshot"), ("sensor", "faces"), ("sensor", "fps"),
                                            ("binary_sensor", "privacy_degraded"), ("sensor", "detect_ms_p95"),
+                                           ("binary_sensor", "occupancy"),
                                            ("sensor", "fail_closed_frames"), ("sensor", "people"),
                                            *CONTROL_ENTITIES)}
         configs = {t: json.loads(await listener.until(t)) for t in sorted(expected)}
         assert await listener.until(stale, lambda p: p == b"") == b""
 
         unique_ids = [c["unique_id"] for c in configs.values()]
-        assert len(set(unique_ids)) == len(unique_ids) == 26
+        assert len(set(unique_ids)) == len(unique_ids) == 28
         for topic, cfg in configs.items():
             cam = next(c for c in ("back_door", "lobby") if topic.split("/")[3].startswith(c))
             if "command_topic" in cfg:  # a control works while its camera is off (to turn it on)

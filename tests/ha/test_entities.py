@@ -33,6 +33,7 @@ KEYS = {
     "fail_closed_frames": "sensor",
     "privacy_degraded": "binary_sensor",
     "online": "binary_sensor",
+    "occupancy": "binary_sensor",
 }
 OFF_BY_DEFAULT = ("fps", "detect_ms_p95")  # they would fill the recorder
 
@@ -94,6 +95,8 @@ async def test_face_count_follows_the_service(hass: HomeAssistant, entry: MockCo
         after = service.camera_status()["walk"]
         if before["faces"] == after["faces"]:
             assert hass.states.get(faces).state == str(after["faces"])
+            occupied = hass.states.get(entity_id(hass, entry, "walk", "occupancy")).state
+            assert occupied == (STATE_ON if after["faces"] > 0 else STATE_OFF)  # target face: no person count
             seen.append(after["faces"])
             if len(seen) >= 3 and max(seen) > 0:
                 break

@@ -16,7 +16,8 @@ from .conftest import entry_data
 from .service import Service
 
 # The MQTT discovery's entities of a camera (controls come with mqtt.commands only, off by default).
-MQTT_KEYS = ("snapshot", "faces", "people", "privacy_degraded", "fps", "detect_ms_p95", "fail_closed_frames")
+MQTT_KEYS = ("snapshot", "faces", "people", "privacy_degraded", "occupancy", "fps", "detect_ms_p95",
+             "fail_closed_frames")
 
 
 def mqtt_ids(hass: HomeAssistant) -> dict[str, str]:

@@ -43,6 +43,11 @@ def discovery_configs(feeds: Iterable[CameraFeed], topic_prefix: str, discovery_
             # People in view: counted by the person detector of the head and person targets (unknown otherwise).
             ("sensor", "people", {"name": "People", "state_topic": f"{base}/people", "state_class": "measurement",
                                   "unit_of_measurement": "people", "icon": "mdi:account-group"}),
+            # Someone there: a face, or a person with the head and person targets (the service's held counts).
+            ("binary_sensor", "occupancy", {"name": "Occupancy", "state_topic": f"{base}/state",
+                                            "value_template": "{{ 'ON' if (value_json.faces or 0) > 0 or "
+                                                              "(value_json.people or 0) > 0 else 'OFF' }}",
+                                            "device_class": "occupancy", "payload_on": "ON", "payload_off": "OFF"}),
             ("binary_sensor", "privacy_degraded", {"name": "Privacy degraded",
                                                    "state_topic": f"{base}/privacy_degraded",
                                                    "device_class": "problem", "payload_on": "ON",

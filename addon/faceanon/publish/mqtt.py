@@ -357,10 +357,11 @@ class MqttPublisher:
                    or (faces != done.snapshot_faces and since >= FACE_SNAPSHOT_GAP))
             if due and self._send(f"{base}/snapshot", jpeg):
                 done.snapshot_seq, done.snapshot_at, done.snapshot_faces = seq, now, faces
-        changed = faces != done.faces or degraded != done.degraded
+        people = "" if status.get("people") is None else str(int(status["people"]))  # "": unknown (target face)
+        # The state (and the occupancy read from it) follows a count or privacy change at once.
+        changed = faces != done.faces or degraded != done.degraded or people != done.people
         if faces != done.faces and self._send(f"{base}/faces", str(faces)):
             done.faces = faces
-        people = "" if status.get("people") is None else str(int(status["people"]))  # "": unknown (target face)
         if people != done.people and self._send(f"{base}/people", people):
             done.people = people
         if degraded != done.degraded and self._send(f"{base}/privacy_degraded", "ON" if degraded else "OFF"):
