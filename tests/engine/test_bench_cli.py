@@ -84,3 +84,14 @@ def test_the_bench_keeps_to_its_budget_however_slow_a_look_is(monkeypatch) -> No
     assert out["a"]["640x360"] == 10_000.0 and out["a"]["runs"] == 1
     measured = [out[n][s] for n in "ab" for s in ("640x360", "1280x720")]
     assert sum(v == v for v in measured) == 2 and sum(v != v for v in measured) == 2  # NaN for the rest
+
+
+def test_bench_service_json_has_the_tables_fields() -> None:
+    from faceanon.bench.service import Row, rows_json
+
+    row = Row("pipeline", 4, 4.95, 80.0, 140.0, 30.0, 60.0, 0.35, 0, 400.0, 410.0)
+    doc = rows_json([row], 5.0, (1280, 720))
+    assert doc["size"] == "1280x720" and doc["fps"] == 5.0 and doc["cores"] >= 1
+    run = doc["runs"][0]
+    assert {k: run[k] for k in ("label", "cameras", "fps", "latency_p50", "latency_p95", "cpu_share")} == {
+        "label": "pipeline", "cameras": 4, "fps": 4.95, "latency_p50": 80.0, "latency_p95": 140.0, "cpu_share": 0.35}

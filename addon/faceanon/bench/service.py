@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -21,7 +22,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
@@ -228,6 +229,12 @@ def print_table(rows: list[Row], fps: float, size: tuple[int, int]) -> None:
           "decode+JPEG-only baseline with the same cameras.")
 
 
+def rows_json(rows: list[Row], fps: float, size: tuple[int, int]) -> dict:
+    """What the table shows, as `--json` writes it: {"fps", "size", "cores", "runs": [{"label", "cameras", "fps" (per
+    camera), "latency_p50", "latency_p95" (ms), "cpu_share" (per camera, 1.0 = a core), ...}]}."""
+    return {"fps": fps, "size": f"{size[0]}x{size[1]}", "cores": _cores(), "runs": [asdict(r) for r in rows]}
+
+
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -322,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detect-size", type=int, help="cameras' detect_size (default: the service's)")
     parser.add_argument("--restream", action="store_true",
                         help="also run each count with the RTSP restream encoding every camera (a client on each)")
+    parser.add_argument("--json", metavar="OUT.json", help="also write every row as JSON")
     parser.add_argument("--targets", default="face",
                         help="mask targets to run, e.g. face,head (head and person add the person detector; "
                              "default face)")
@@ -330,8 +338,16 @@ def main(argv: list[str] | None = None) -> int:
     if not targets or any(t not in TARGETS for t in targets):
         parser.error(f"--targets: expected face, head and/or person, got {args.targets!r}")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")
-    run(args.cameras, args.fps, args.seconds, args.size, args.minutes, args.clip, args.model, args.detect_size,
-        args.restream, targets)
+    rows = run(args.cameras, args.fps, args.seconds, args.size, args.minutes, args.clip, args.model,
+               args.detect_size, args.restream, targets)
+    if args.json:
+        from faceanon.media import MediaError, write_atomic
+
+        try:
+            write_atomic(Path(args.json), (json.dumps(rows_json(rows, args.fps, args.size), indent=1) + "\n").encode())
+        except MediaError as err:
+            print(f"faceanon bench service: {err.line()}")
+            return 2
     return 0
 
 
