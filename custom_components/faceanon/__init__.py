@@ -18,6 +18,7 @@ MQTT_HANDOVER_S = 10.0  # how long setup waits for the MQTT integration to remov
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
     Platform.CAMERA,
+    Platform.IMAGE,
     Platform.NUMBER,
     Platform.SELECT,
     Platform.SENSOR,

@@ -374,3 +374,25 @@ async def test_a_changed_token_asks_for_reauth_within_seconds(hass: HomeAssistan
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [flow["context"]["source"] for flow in flows] == ["reauth"]
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_last_face_is_the_services_anonymized_snapshot(
+    hass: HomeAssistant, entry: MockConfigEntry, service: Service, hass_client: ClientSessionGenerator
+) -> None:
+    """The Last face image: once the service counts a face, the service's own latest.jpg (anonymized), served by
+    Home Assistant's image proxy; no image before any face."""
+    image = er.async_get(hass).async_get_entity_id("image", DOMAIN, f"{entry.unique_id}_walk_last_face")
+    assert image is not None
+    for _ in range(100):
+        await entry.runtime_data.coordinator.async_refresh()
+        await hass.async_block_till_done()
+        if hass.states.get(image).state not in ("unknown", STATE_UNAVAILABLE):
+            break
+        await asyncio.sleep(0.2)
+    assert hass.states.get(image).state not in ("unknown", STATE_UNAVAILABLE), "no face counted on the clip"
+    client = await hass_client()
+    response = await client.get(f"/api/image_proxy/{image}")
+    assert response.status == HTTPStatus.OK and response.content_type == "image/jpeg"
+    body = await response.read()
+    # The service's frame: its size, and (its masks being judged by the engine's tests) never a raw frame.
+    assert jpeg_size(body) == jpeg_size(service.get("/api/walk/latest.jpg")[1])
