@@ -29,7 +29,7 @@ def test_bench_smoke(tmp_path: Path, capsys):
     doc = json.loads(out.read_text())
     assert set(doc["stages"]) == {"160x90", "320x180"}
     for size, r in doc["stages"].items():
-        assert r["frames"] >= 2 * 4, size  # at least two interleaved rounds
+        assert r["frames"] >= 4, size  # at least one round
         assert set(r["pipeline_ms"]) == {*STAGES, "total"}
         assert all(v >= 0 for v in r["pipeline_ms"].values())
         # The baseline (decode + encode) is part of the pipeline's work, so it is the ceiling.
@@ -65,8 +65,8 @@ def test_bench_subcommand_dispatch(name: str):
 
 
 def test_the_bench_keeps_to_its_budget_however_slow_a_look_is(monkeypatch) -> None:
-    """A looker that takes 10 s a call (virtual time): one round at most, and pairs not reached by the bench's
-    limit are left unmeasured (NaN) instead of stretching the budget (547 s for a stated 30 s before)."""
+    """A looker that takes 10 s a call (virtual time): past the bench's limit each pair gets one timed call in the
+    first round and no more, instead of two full rounds and a warm-up pass (547 s for a stated 30 s before)."""
     import numpy as np
     from faceanon.bench import stages
 
@@ -79,11 +79,10 @@ def test_the_bench_keeps_to_its_budget_however_slow_a_look_is(monkeypatch) -> No
 
     frames = {(640, 360): np.zeros((360, 640, 3), np.uint8), (1280, 720): np.zeros((720, 1280, 3), np.uint8)}
     out = stages.measure_lookers({"a": slow, "b": slow}, frames, budget_s=5.0, give_up=clock[0] + 60.0)
-    # 60 s reach the first pair (1 untimed + 4 timed calls) and the start of the second; the rest is not measured.
-    assert clock[0] <= 1000.0 + 60.0 + 5 * 10.0
-    assert out["a"]["640x360"] == 10_000.0 and out["a"]["runs"] == 1
-    measured = [out[n][s] for n in "ab" for s in ("640x360", "1280x720")]
-    assert sum(v == v for v in measured) == 2 and sum(v != v for v in measured) == 2  # NaN for the rest
+    # The first pair: 1 untimed + 4 timed calls (50 s); past the limit the other three get 1 untimed + 1 timed.
+    assert clock[0] == 1000.0 + 50.0 + 3 * 20.0
+    assert out["a"]["runs"] == 1
+    assert all(out[n][s] == 10_000.0 for n in "ab" for s in ("640x360", "1280x720"))
 
 
 def test_bench_service_json_has_the_tables_fields() -> None:
