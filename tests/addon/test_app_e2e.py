@@ -35,7 +35,7 @@ def options(**overrides: object) -> dict:
     return {
         "cameras": [{"name": "demo", "url": "demo", "detect_fps": 5, "style": "fill"}],
         "model": "centerface", "threads": 1, "snapshot_interval": 1, "shape": "ellipse",
-        "margin": 0.4, "hold_seconds": 1.0, "topic_prefix": PREFIX, "log_level": "info", **overrides,
+        "margin": 0.6, "hold_seconds": 1.0, "topic_prefix": PREFIX, "log_level": "info", **overrides,
     }
 
 

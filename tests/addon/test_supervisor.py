@@ -20,7 +20,7 @@ OPTIONS = {
          "restream": "rtsp://ccab4aaf-frigate:8554/front_door_anonymized",
          "unsafe_settings": "I accept that faces may be shown"},
     ],
-    "model": "centerface", "threads": 0, "snapshot_interval": 10, "shape": "box", "margin": 0.4,
+    "model": "centerface", "threads": 0, "snapshot_interval": 10, "shape": "box", "margin": 0.6,
     "hold_seconds": 2.0, "topic_prefix": "faceanon", "log_level": "notice",
 }
 SERVICE = {"addon": "core_mosquitto", "host": "core-mosquitto", "port": 1883, "ssl": False, "username": "addons",
@@ -44,7 +44,7 @@ def test_options_become_a_valid_service_config(tmp_path: Path) -> None:
     assert door["enabled"] is False and door["style"] == "pixelate"
     assert door["unsafe_settings"] == "I accept that faces may be shown" and demo["unsafe_settings"] is None
     assert cfg["mqtt"]["commands"] is False  # the app's default: MQTT clients change nothing
-    assert (door["shape"], door["margin"], door["hold_seconds"]) == ("box", 0.4, 2.0)
+    assert (door["shape"], door["margin"], door["hold_seconds"]) == ("box", 0.6, 2.0)
     assert cfg["http"] == {"host": "0.0.0.0", "port": 8099, "token": "tok", "ingress_only": True, "allowed_hosts": []}
     assert cfg["rtsp"] == {"enabled": True, "host": "0.0.0.0", "port": 8554, "keyframe_seconds": 2.0}
     assert door["restream"] == "rtsp://ccab4aaf-frigate:8554/front_door_anonymized" and demo["restream"] is None
@@ -173,12 +173,12 @@ def test_options_saved_under_their_earlier_names_are_read_with_a_log_line(tmp_pa
     old = {**OPTIONS, "cameras": [{"name": "door", "url": "rtsp://cam/1", "fps": 2.5, "style": "fill"},
                                   {"name": "yard", "url": "rtsp://cam/2", "style": "fill"}],
            # as the Supervisor holds them after the update: the user's old keys beside the new ones' defaults
-           "mask_shape": "box", "mask_margin": 0.45, "shape": "ellipse", "margin": 0.5}
+           "mask_shape": "box", "mask_margin": 0.55, "shape": "ellipse", "margin": 0.5}
     caplog.set_level("WARNING", "faceanon.supervisor")
     options = supervisor.read_options(write(tmp_path, old))
     cfg = supervisor.validate_config(supervisor.build_config(options, SERVICE, "tok", 8099))
     door, yard = cfg["cameras"]
-    assert (door["detect_fps"], door["shape"], door["margin"]) == (2.5, "box", 0.45)
+    assert (door["detect_fps"], door["shape"], door["margin"]) == (2.5, "box", 0.55)
     assert yard["detect_fps"] == 5.0  # neither name given: the default
     lines = [r.getMessage() for r in caplog.records]
     assert "app option mask_shape is now shape (read as shape: 'box'); rename it in the app's configuration" in lines

@@ -28,8 +28,8 @@ pytestmark = pytest.mark.timeout(90)
 
 STATUS_KEYS = {"name", "online", "privacy_degraded", "faces", "fps", "detect_ms_p50", "detect_ms_p95",
                "dropped_frames", "fail_closed_frames", "masks_held", "model", "provider", "width", "height",
-               "last_frame_age_s", "rtsp_port", "min_face_px", "people_without_face_s", "enabled", "controls", "state",
-               "reason", "retry_in_s", "people"}
+               "last_frame_age_s", "rtsp_port", "min_face_px", "people_without_face_s", "enabled", "controls",
+               "configured_plan", "state", "reason", "retry_in_s", "people"}
 _VERIFIER: Scanner | None = None
 
 
