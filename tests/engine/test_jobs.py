@@ -156,7 +156,13 @@ def test_three_workers_share_the_jobs_and_a_killed_one_loses_nothing(tmp_path: P
             time.sleep(0.1)
         time.sleep(2.0)  # anything duplicated would arrive by now
         numbers = [n for n, _, _ in results.got]
-        assert sorted(numbers) == list(range(JOBS)), collections.Counter(numbers).most_common(3)  # exactly once
+        assert set(numbers) == set(range(JOBS))  # every job
+        # Exactly once, but for the edge README names: a kill in the instant between a result reaching the broker
+        # and its job's acknowledgement runs that one job again (a worker has one job in hand at a time).
+        twice = [n for n, count in collections.Counter(numbers).items() if count > 1]
+        assert len(twice) <= 1 and len(numbers) <= JOBS + 1, collections.Counter(numbers).most_common(3)
+        if twice:
+            assert victim in {w for n, w, _ in results.got if n == twice[0]}, "only the killed worker's job repeats"
         by_worker = collections.Counter(w for _, w, _ in results.got)
         assert set(by_worker) <= set(names) and all(by_worker[n] > 0 for n in names), by_worker
         # every result is anonymized: where the raw snapshot had faces, the detector finds none now
