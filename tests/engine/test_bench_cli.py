@@ -83,6 +83,14 @@ def test_the_bench_keeps_to_its_budget_however_slow_a_look_is(monkeypatch) -> No
     assert clock[0] == 1000.0 + 50.0 + 3 * 20.0
     assert out["a"]["runs"] == 1
     assert all(out[n][s] == 10_000.0 for n in "ab" for s in ("640x360", "1280x720"))
+    # Whole plans (every_pair off): past the limit the rest is left unmeasured.
+    clock[0] = 1000.0
+    out = stages.measure_lookers({"a": slow, "b": slow}, frames, budget_s=5.0, give_up=clock[0] + 60.0,
+                                 every_pair=False)
+    assert clock[0] == 1000.0 + 50.0 + 20.0
+    measured = [out[n][s] for n in "ab" for s in ("640x360", "1280x720")]
+    assert sum(v == v for v in measured) == 2  # the other two are NaN
+    assert out["a"]["runs"] == 1  # no empty rounds spun until the budget's end
 
 
 def test_bench_service_json_has_the_tables_fields() -> None:
