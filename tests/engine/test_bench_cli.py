@@ -102,3 +102,23 @@ def test_bench_service_json_has_the_tables_fields() -> None:
     run = doc["runs"][0]
     assert {k: run[k] for k in ("label", "cameras", "fps", "latency_p50", "latency_p95", "cpu_share")} == {
         "label": "pipeline", "cameras": 4, "fps": 4.95, "latency_p50": 80.0, "latency_p95": 140.0, "cpu_share": 0.35}
+
+
+def test_where_a_cameras_cpu_goes_adds_up(tmp_path: Path) -> None:
+    """bench service's stage table: each stage of one live camera's frame timed on its own (process CPU), every
+    stage of the live preset present, the total their sum."""
+    import asyncio
+    import shutil
+
+    from faceanon.bench.costs import STAGES, camera_costs
+    from faceanon.bench.service import bench_clip, service_config
+
+    if not shutil.which("ffmpeg"):
+        pytest.skip("ffmpeg is needed to make the bench clip (apt-get install ffmpeg)")
+    with bench_clip((320, 180)) as clip:
+        cfg = service_config(clip, 1, 5.0, None, None)
+        result = asyncio.run(camera_costs(cfg["cameras"][0], cfg["detector"], clip, frames=9))
+    assert set(result["ms"]) == set(STAGES) and result["frames"] == 9
+    assert result["ms"]["whole"] > 0 and result["ms"]["jpeg"] > 0 and result["ms"]["decode"] > 0
+    assert result["ms"]["people"] == 0  # target face: no person look
+    assert abs(result["total_ms"] - sum(result["ms"].values())) < 1e-6

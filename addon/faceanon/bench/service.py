@@ -5,7 +5,8 @@ file sources paced at the clip's frame rate), it reports per-camera output fps, 
 (source read -> anonymized JPEG in the feed), detector latency, CPU share per camera (process CPU time / wall /
 cameras) and RSS at start and end; `--restream` adds a run with the RTSP restream's H.264 encoder on every camera
 and reports its CPU. A baseline with the same sources doing only decode + JPEG encode is measured in
-the same run and printed as a CPU ratio. `--minutes N` soaks the largest camera count that long, sampling RSS.
+the same run and printed as a CPU ratio. Then where one camera's CPU goes, stage by stage (faceanon.bench.costs).
+`--minutes N` soaks the largest camera count that long, sampling RSS.
 """
 
 from __future__ import annotations
@@ -229,10 +230,12 @@ def print_table(rows: list[Row], fps: float, size: tuple[int, int]) -> None:
           "decode+JPEG-only baseline with the same cameras.")
 
 
-def rows_json(rows: list[Row], fps: float, size: tuple[int, int]) -> dict:
-    """What the table shows, as `--json` writes it: {"fps", "size", "cores", "runs": [{"label", "cameras", "fps" (per
-    camera), "latency_p50", "latency_p95" (ms), "cpu_share" (per camera, 1.0 = a core), ...}]}."""
-    return {"fps": fps, "size": f"{size[0]}x{size[1]}", "cores": _cores(), "runs": [asdict(r) for r in rows]}
+def rows_json(rows: list[Row], fps: float, size: tuple[int, int], costs: dict | None = None) -> dict:
+    """What the tables show, as `--json` writes it: {"fps", "size", "cores", "runs": [{"label", "cameras", "fps"
+    (per camera), "latency_p50", "latency_p95" (ms), "cpu_share" (per camera, 1.0 = a core), ...}], "stages":
+    {"frames", "ms": {stage: CPU ms per frame}, "total_ms"} (one camera, faceanon.bench.costs)}."""
+    return {"fps": fps, "size": f"{size[0]}x{size[1]}", "cores": _cores(), "runs": [asdict(r) for r in rows],
+            "stages": costs or {}}
 
 
 def _cores() -> int:
@@ -269,7 +272,9 @@ async def soak(clip: Path, cameras: int, fps: float, minutes: float, model: str 
 
 async def _run(cameras: list[int], fps: float, seconds: float, size: tuple[int, int], minutes: float,
                clip_path: Path | None, model: str | None, detect_size: int | None,
-               restream: bool = False, targets: tuple[str, ...] = ("face",)) -> list[Row]:
+               restream: bool = False, targets: tuple[str, ...] = ("face",),
+               costs: dict | None = None) -> list[Row]:
+    """The runs' rows; with `costs` (a dict), also where one camera's CPU goes (faceanon.bench.costs) into it."""
     rows: list[Row] = []
     with bench_clip(size, clip_path) as clip:
         cap = cv2.VideoCapture(str(clip))
@@ -284,6 +289,12 @@ async def _run(cameras: list[int], fps: float, seconds: float, size: tuple[int, 
             if restream:
                 rows.append(await measure_pipeline(clip, n, fps, seconds, model, detect_size, restream=True))
         print_table(rows, fps, size)
+        if costs is not None:
+            from faceanon.bench.costs import camera_costs, print_costs
+
+            cfg = service_config(clip, 1, fps, model, detect_size)
+            costs.update(await camera_costs(cfg["cameras"][0], cfg["detector"], clip))
+            print_costs(costs, cfg["cameras"][0], size)
         if minutes > 0:
             await soak(clip, max(cameras), fps, minutes, model, detect_size)
     return rows
@@ -292,10 +303,10 @@ async def _run(cameras: list[int], fps: float, seconds: float, size: tuple[int, 
 def run(cameras: list[int] | None = None, fps: float = 5.0, seconds: float = 20.0,
         size: tuple[int, int] = (1280, 720), minutes: float = 0.0, clip: str | Path | None = None,
         model: str | None = None, detect_size: int | None = None, restream: bool = False,
-        targets: tuple[str, ...] = ("face",)) -> list[Row]:
-    """Measure and print the table; returns the rows."""
+        targets: tuple[str, ...] = ("face",), costs: dict | None = None) -> list[Row]:
+    """Measure and print the table; returns the rows (and fills `costs`, when given: the stage table)."""
     return asyncio.run(_run(cameras or [1, 2, 4], fps, seconds, size, minutes,
-                            Path(clip) if clip else None, model, detect_size, restream, targets))
+                            Path(clip) if clip else None, model, detect_size, restream, targets, costs))
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -338,13 +349,15 @@ def main(argv: list[str] | None = None) -> int:
     if not targets or any(t not in TARGETS for t in targets):
         parser.error(f"--targets: expected face, head and/or person, got {args.targets!r}")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")
+    costs: dict = {}
     rows = run(args.cameras, args.fps, args.seconds, args.size, args.minutes, args.clip, args.model,
-               args.detect_size, args.restream, targets)
+               args.detect_size, args.restream, targets, costs)
     if args.json:
         from faceanon.media import MediaError, write_atomic
 
         try:
-            write_atomic(Path(args.json), (json.dumps(rows_json(rows, args.fps, args.size), indent=1) + "\n").encode())
+            doc = rows_json(rows, args.fps, args.size, costs)
+            write_atomic(Path(args.json), (json.dumps(doc, indent=1) + "\n").encode())
         except MediaError as err:
             print(f"faceanon bench service: {err.line()}")
             return 2
