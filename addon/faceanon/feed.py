@@ -90,6 +90,10 @@ class Debounced:
         return self.value
 
 
+BEHIND_SHARE = 0.8  # of detect_fps published, under which a camera whose frames pile up is behind
+BEHIND_WINDOW_S = 10.0  # a frame superseded within this long counts
+
+
 def percentile(values: deque | list, q: float) -> float:
     return round(float(np.percentile(np.asarray(values, np.float64), q)), 1) if len(values) else 0.0
 
@@ -136,6 +140,8 @@ class CameraFeed:
         self.detect_ms: deque[float] = deque(maxlen=200)
         self.latency_ms: deque[float] = deque(maxlen=200)  # source capture -> published
         self._published_at: deque[float] = deque(maxlen=64)
+        self.target_fps: float | None = None  # the camera's detect_fps (set by its pipeline)
+        self._dropped_seen, self._dropped_at = 0, None  # the source's superseded frames, and when that last grew
 
     @property
     def faces(self) -> int:
@@ -229,6 +235,21 @@ class CameraFeed:
             return 0.0
         return round((len(stamps) - 1) / max(stamps[-1] - stamps[0], 1e-6), 2)
 
+    def behind(self, now: float) -> str | None:
+        """Why the camera falls behind its detect_fps, or None: frames arrive faster than it anonymizes them (the
+        source's newest frame replaces one not yet taken) and it publishes under BEHIND_SHARE of its rate. A camera
+        that merely sends fewer frames is not behind. Masks are never skipped; they are held longer between looks."""
+        dropped = getattr(self.source, "dropped", 0)
+        if dropped != self._dropped_seen:
+            self._dropped_seen, self._dropped_at = dropped, now
+        if not self.target_fps or self._dropped_at is None or now - self._dropped_at > BEHIND_WINDOW_S:
+            return None
+        fps = self.fps()
+        if len(self._published_at) < 10 or fps >= BEHIND_SHARE * self.target_fps:
+            return None
+        return (f"behind: {fps:.1f} of {self.target_fps:g} fps, the box is busy (every frame is still masked; masks "
+                "are held longer between looks)")
+
     def state(self, now: float | None = None) -> tuple[str, str | None, float | None]:
         """(state, reason in words, seconds until the source retries): live, degraded, offline, starting or off."""
         now = time.monotonic() if now is None else now
@@ -243,7 +264,7 @@ class CameraFeed:
         if self.last_frame_at is not None and now - self.last_frame_at < self.online_after_s:
             if self._latest is None:  # frames arrive, nothing is published yet
                 return "starting", "loading the detector", None
-            return "live", None, None
+            return "live", self.behind(now), None
         source = self.source
         error = getattr(source, "last_error", None)
         retry_at = getattr(source, "retry_at", None)
@@ -287,6 +308,7 @@ class CameraFeed:
             "people_without_face_s": round(self.blind_for(now), 1),
             "controls": dict(self.controls),
             "configured_plan": self.configured_plan,
+            "behind": state == "live" and reason is not None,
         }
 
 

@@ -100,6 +100,7 @@ class CameraPipeline:
         self.feed.source = self.source
         self.feed.snapshot_interval = cam["snapshot_interval"]  # read by the MQTT publisher
         self.feed.online_after_s = max(5.0, 3.0 / cam["detect_fps"])
+        self.feed.target_fps = cam["detect_fps"]
         self.style = mask_style(cam)
         self.preset = camera_preset(cam)
         self.deadline = cam["deadline_ms"] / 1000

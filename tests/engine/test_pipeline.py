@@ -29,7 +29,7 @@ pytestmark = pytest.mark.timeout(90)
 STATUS_KEYS = {"name", "online", "privacy_degraded", "faces", "fps", "detect_ms_p50", "detect_ms_p95",
                "dropped_frames", "fail_closed_frames", "masks_held", "model", "provider", "width", "height",
                "last_frame_age_s", "rtsp_port", "min_face_px", "people_without_face_s", "enabled", "controls",
-               "configured_plan", "state", "reason", "retry_in_s", "people"}
+               "configured_plan", "behind", "state", "reason", "retry_in_s", "people"}
 _VERIFIER: Scanner | None = None
 
 
@@ -379,3 +379,28 @@ def test_still_far_faces_on_big_cameras_are_masked_at_the_live_defaults(size, fa
             leaked += sum((ellipse_share(changed, box) or 0) < 0.8 for box in boxes)
             total += len(boxes)
     assert leaked <= 0.1 * total, f"{leaked} of {total}"
+
+
+def test_a_camera_that_falls_behind_says_so() -> None:
+    """Frames pile up (the source's newest replaces one not yet taken) and it publishes under 80 % of its
+    detect_fps: live, with the reason in words and `behind` in the status; a camera that merely sends fewer frames
+    (nothing superseded) is not behind. Stamps, not sleeps: the same on a busy box."""
+    import time as clock
+    from types import SimpleNamespace
+
+    from faceanon.feed import CameraFeed, privacy_hold_frame
+
+    feed = CameraFeed("porch")
+    feed.target_fps, feed.source = 5.0, SimpleNamespace(dropped=0)
+    now = clock.monotonic()
+    feed._publish(privacy_hold_frame(None, 64, 48), now)  # something published: the camera is past starting
+    feed._published_at.clear()
+    feed._published_at.extend(now - 9.5 + 0.5 * i for i in range(20))  # 2 fps over the last 10 s
+    feed.last_frame_at = now
+    assert feed.state(now)[:2] == ("live", None) and feed.status()["behind"] is False  # fewer frames, none dropped
+    feed.source.dropped = 7  # frames superseded: the pipeline is slower than they arrive
+    state, reason, _ = feed.state(now)
+    assert state == "live" and reason.startswith("behind: 2.0 of 5 fps")
+    assert feed.status()["behind"] is True
+    feed._published_at.extend(now - 9.5 + 0.2 * i for i in range(48))  # back at 5 fps
+    assert feed.state(now)[1] is None

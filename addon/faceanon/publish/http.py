@@ -264,6 +264,7 @@ class HttpServer:
                     for s in statuses if (s.get("min_face_px") or 0) > defaults.SMALL_FACE_WARN_PX]
         if self.open_to_network:
             warnings.append(OPEN_WARNING.format(host=self.host))
+        warnings += [f"{s['name']}: {s['reason']}" for s in statuses if s.get("behind")]  # a busy box
         # The detection health check (faceanon.feed.CameraFeed.note_blind): people and no face, for minutes.
         warnings += [f"{s['name']}: people in view for {s['people_without_face_s'] / 60:.0f} min and no face found: "
                      "check the camera's settings and angle" for s in statuses
