@@ -25,8 +25,8 @@ FACE_MODELS = ("centerface", "centerface-int8")
 MAX_THRESHOLD = 0.4
 MIN_HOLD_S = 0.5  # a missed face's mask outlives its last detection at least this long
 MIN_FPS = 2.0  # frames taken per second: fewer let a walking face cross its own size between looks
-# Of the face's size. Cameras and videos (the presets use 0.7 live, 0.5 for files): on walkers clips, live at 0.5
-# lets 1.26x the default's face-frames through, at 0.4 1.54x. Snapshot jobs and stills: their default (faces-dev).
+# Of the face's size. Cameras and videos (the presets use 0.7 live, 0.5 for files): 0.4 reached or passed the 1.5x
+# bar on walkers clips (models/README.md, the protection floor). Snapshot jobs and stills: their default.
 MIN_MARGIN = 0.5
 MIN_STILL_MARGIN = 0.4
 MAX_DETECT_EVERY = 3  # frames between whole-frame looks: the presets' own cadence
